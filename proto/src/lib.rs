@@ -1,0 +1,19 @@
+//! Alluvium's wire types: the master's `FileSystemMaster` and `BlockMaster` services, the worker's
+//! `BlockWorker` service, and the master's metadata records. Generated from `alluvium/v1/*.proto`.
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("alluvium.v1");
+}
+
+pub use v1::*;
+
+/// gRPC metadata key carrying the caller's user name.
+pub const USER_HEADER: &str = "x-alluvium-user";
+/// gRPC metadata key carrying the caller's groups, comma separated.
+pub const GROUPS_HEADER: &str = "x-alluvium-groups";
+/// gRPC metadata key carrying the cluster's shared secret, when one is configured.
+pub const SECRET_HEADER: &str = "x-alluvium-secret";
+
+/// Messages may carry data chunks of a few MiB; allow well above the chunk size.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
