@@ -1,1 +1,102 @@
-fn main() {}
+//! `alluvium`: one thin binary over the Alluvium crates. It parses flags, loads the configuration,
+//! and hands over to the crate that owns the work.
+
+mod local;
+mod logging;
+mod servers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alluvium_client::shell::{FsCommand, FsadminCommand};
+use alluvium_common::{Config, Error};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "alluvium",
+    version,
+    about = "Alluvium: a memory-centric distributed storage layer (Alluxio's design, Kubernetes-native)",
+    propagate_version = true
+)]
+struct Cli {
+    /// TOML configuration file (also ALLUVIUM_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Master address HOST:PORT (also ALLUVIUM_MASTER; overrides the config file).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    master: Option<String>,
+    /// Log filter, e.g. `info` or `alluvium_worker=debug` (also ALLUVIUM_LOG).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run master and worker in one process: the embedded default for one machine.
+    Local(local::LocalArgs),
+    /// Run the master (namespace, block master, web UI on its HTTP port).
+    Master,
+    /// Run a worker (tiered block cache).
+    Worker,
+    /// File system commands, with Alluxio's names (`alluvium fs help`).
+    Fs {
+        #[command(subcommand)]
+        command: FsCommand,
+    },
+    /// Cluster administration: `alluvium fsadmin report [summary|capacity|ufs]`.
+    Fsadmin {
+        #[command(subcommand)]
+        command: FsadminCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_server = matches!(cli.command, Command::Local(_) | Command::Master | Command::Worker);
+    logging::init(cli.log.as_deref(), is_server);
+
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => return fail("config", &e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail("runtime", &Error::from(e)),
+    };
+    let (name, result) = runtime.block_on(async move {
+        match cli.command {
+            Command::Local(args) => ("local", local::run(config, args).await),
+            Command::Master => ("master", servers::run_master(config).await),
+            Command::Worker => ("worker", servers::run_worker(config).await),
+            Command::Fs { command } => {
+                let name = command.name();
+                (name, alluvium_client::shell::run_fs(&config, command).await)
+            }
+            Command::Fsadmin { command } => (
+                "fsadmin",
+                alluvium_client::shell::run_fsadmin(&config, command).await,
+            ),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(name, &e),
+    }
+}
+
+fn load_config(cli: &Cli) -> alluvium_common::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(m) = &cli.master {
+        config.master_address = m.clone();
+    }
+    Ok(config)
+}
+
+/// Every failure is one line on stderr and a non-zero exit code that says what kind it was.
+fn fail(command: &str, e: &Error) -> ExitCode {
+    eprintln!("alluvium: {command}: {}", e.message);
+    ExitCode::from(e.code.exit_code().clamp(1, 255) as u8)
+}

@@ -510,6 +510,13 @@ quota = ["1GB", "3GB"]
     }
 
     #[test]
+    fn documented_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alluvium.example.toml");
+        let c = Config::load_with_env(Some(&path), env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
     fn secrets_are_not_debug_printed() {
         let mut c = Config::default();
         c.security.cluster_secret = "hunter2".into();
