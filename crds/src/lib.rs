@@ -1,1 +1,113 @@
-//! stub: filled in by the Kubernetes work (issue 7).
+//! Alluvium's Kubernetes custom resources, group `alluvium.io`, version `v1alpha1`:
+//!
+//! - [`Tier`] (cluster-scoped): a storage medium on nodes (MEM/SSD/HDD), its hostPath and quota.
+//! - [`Cluster`]: a master, workers over an ordered list of tiers, an optional proxy.
+//! - [`Mount`]: a UFS URI mounted at a namespace path of a cluster, optionally with a PVC.
+//!
+//! The types are the single source of the CRD manifests: [`crds_yaml`] renders them, and the YAML
+//! checked in under `crds/generated/` and `charts/alluvium/crds/` is compared with it by a test
+//! (`ALLUVIUM_UPDATE_GOLDEN=1 cargo test -p alluvium-crds` rewrites the files).
+
+// kube's `printcolumn(...)` attributes repeat `type_ = "string"`; clippy reads that as a
+// duplicated attribute although each belongs to a different column.
+#![allow(clippy::duplicated_attributes)]
+
+mod cluster;
+mod mount;
+pub mod quantity;
+mod tier;
+
+pub use cluster::{
+    Cluster, ClusterPhase, ClusterSpec, ClusterStatus, JournalSpec, MasterSpec, ProxySpec,
+    PullPolicy, ResourceList, Resources, SecretKeyRef, SecuritySpec, TierUsageStatus, WorkersSpec,
+};
+pub use mount::{
+    Mount, MountOptions, MountPhase, MountSpec, MountStatus, PreloadStatus, PvcSpec, SecretRef,
+};
+pub use tier::{Medium, Tier, TierPhase, TierSpec, TierStatus};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// API group of every Alluvium resource.
+pub const GROUP: &str = "alluvium.io";
+/// API version of every Alluvium resource.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of every Alluvium resource.
+pub const API_VERSION: &str = "alluvium.io/v1alpha1";
+
+/// Every CRD, in a stable order (tiers first: clusters refer to them).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![Tier::crd(), Cluster::crd(), Mount::crd()]
+}
+
+/// One CRD as YAML (a single document, no leading `---`).
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
+    // A CRD built by kube's derive always serializes: it is plain strings, maps and numbers.
+    serde_yaml::to_string(crd).expect("a derived CRD serializes to YAML")
+}
+
+/// All CRDs as one multi-document YAML stream, what `alluvium crds` prints.
+pub fn crds_yaml() -> String {
+    crds()
+        .iter()
+        .map(|c| format!("---\n{}", crd_yaml(c)))
+        .collect()
+}
+
+/// File name of a CRD's YAML in `crds/generated/` and the chart's `crds/`: `<plural>.alluvium.io.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_crds_with_status_and_printer_columns() {
+        let crds = crds();
+        let names: Vec<_> = crds
+            .iter()
+            .map(|c| c.metadata.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "tiers.alluvium.io",
+                "clusters.alluvium.io",
+                "mounts.alluvium.io"
+            ]
+        );
+        for crd in &crds {
+            let v = &crd.spec.versions[0];
+            assert_eq!(v.name, VERSION);
+            assert!(v
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some());
+            assert!(!v
+                .additional_printer_columns
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty());
+            assert!(!crd
+                .spec
+                .names
+                .short_names
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty());
+        }
+        assert_eq!(crds[0].spec.scope, "Cluster");
+        assert_eq!(crds[1].spec.scope, "Namespaced");
+    }
+
+    #[test]
+    fn yaml_stream_has_three_documents() {
+        let y = crds_yaml();
+        assert_eq!(y.matches("---\n").count(), 3);
+        assert!(y.contains("kind: CustomResourceDefinition"));
+    }
+}

@@ -1,0 +1,286 @@
+//! `Cluster` reconcile: fetch the named `Tier`s → validate → build → apply → status (with
+//! capacity and usage read from the master).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alluvium_common::ByteSize;
+use alluvium_crds::{Cluster, ClusterPhase, ClusterStatus, Tier};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+
+use super::{condition, Context, Error};
+use crate::apply::apply_namespaced;
+use crate::build;
+use crate::master_api::MasterTarget;
+use crate::names;
+use crate::validate::{validate_cluster, Invalid};
+
+/// How often a healthy cluster's status (readiness, capacity) is refreshed.
+pub const REFRESH: Duration = Duration::from_secs(30);
+/// How soon an invalid cluster is looked at again (a Tier it names may appear).
+pub const INVALID_RETRY: Duration = Duration::from_secs(60);
+
+pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let result = reconcile_inner(&cluster, &ctx).await;
+    ctx.metrics.observe("Cluster", start.elapsed());
+    if result.is_ok() {
+        ctx.succeeded(&super::key(cluster.as_ref()));
+    }
+    result
+}
+
+/// The Tiers a cluster names that exist.
+async fn fetch_tiers(ctx: &Context, cluster: &Cluster) -> Result<BTreeMap<String, Tier>, Error> {
+    let api: Api<Tier> = Api::all(ctx.client.clone());
+    let mut found = BTreeMap::new();
+    for name in &cluster.spec.workers.tiers {
+        if let Some(t) = api.get_opt(name).await? {
+            found.insert(name.clone(), t);
+        }
+    }
+    Ok(found)
+}
+
+/// The cluster secret's value, when one is configured.
+pub async fn cluster_secret(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &Cluster,
+) -> Result<Option<String>, Error> {
+    let Some(r) = &cluster.spec.security.cluster_secret_ref else {
+        return Ok(None);
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = api.get_opt(&r.name).await?.ok_or_else(|| {
+        Error::Master(format!(
+            "cluster secret {namespace}/{} does not exist",
+            r.name
+        ))
+    })?;
+    let value = secret
+        .data
+        .and_then(|d| d.get(&r.key).cloned())
+        .ok_or_else(|| {
+            Error::Master(format!(
+                "secret {namespace}/{} has no key {}",
+                r.name, r.key
+            ))
+        })?;
+    Ok(Some(String::from_utf8_lossy(&value.0).trim().to_string()))
+}
+
+async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
+    let name = cluster.name_any();
+    let ns = cluster.namespace().unwrap_or_default();
+    let old = cluster.status.clone().unwrap_or_default();
+    let generation = cluster.metadata.generation;
+
+    let tiers = fetch_tiers(ctx, cluster).await?;
+    let valid = match validate_cluster(cluster, &tiers) {
+        Ok(v) => v,
+        Err(invalid) => {
+            refuse(cluster, ctx, &old, invalid).await?;
+            return Ok(Action::requeue(INVALID_RETRY));
+        }
+    };
+
+    let objs = build::cluster_objects(&valid);
+    let client = &ctx.client;
+    apply_namespaced(client, &objs.config_map).await?;
+    apply_namespaced(client, &objs.master_headless).await?;
+    apply_namespaced(client, &objs.master_service).await?;
+    let sts = apply_namespaced(client, &objs.master).await?;
+    let ds = apply_namespaced(client, &objs.workers).await?;
+    match &objs.proxy {
+        Some((deploy, svc)) => {
+            apply_namespaced(client, deploy).await?;
+            apply_namespaced(client, svc).await?;
+        }
+        None => remove_proxy(ctx, &ns, &name).await?,
+    }
+
+    let ready_masters = sts
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let ds_status = ds.status.clone().unwrap_or_default();
+    let (ready_workers, desired_workers) =
+        (ds_status.number_ready, ds_status.desired_number_scheduled);
+    let mut status = ClusterStatus {
+        master_endpoint: Some(names::master_endpoint(&name, &ns)),
+        ready_masters,
+        ready_workers,
+        desired_workers,
+        observed_generation: generation,
+        ..Default::default()
+    };
+    let mut master_ok = Err("master not ready".to_string());
+    if ready_masters > 0 {
+        let target = MasterTarget {
+            endpoint: names::master_endpoint(&name, &ns),
+            secret: cluster_secret(ctx, &ns, cluster).await?,
+        };
+        master_ok = ctx.masters.usage(&target).await.map(|u| {
+            status.live_workers = u.live_workers;
+            status.capacity = Some(ByteSize::human(u.capacity_bytes));
+            status.used = Some(ByteSize::human(u.used_bytes));
+            status.tiers = u.tiers;
+        });
+    }
+    let phase = if ready_masters == 0 || desired_workers == 0 {
+        ClusterPhase::Pending
+    } else if ready_workers < desired_workers || master_ok.is_err() {
+        ClusterPhase::Degraded
+    } else {
+        ClusterPhase::Running
+    };
+    status.phase = Some(phase);
+    let (reason, message) = match (phase, &master_ok) {
+        (ClusterPhase::Running, _) => (
+            "Running",
+            format!("master and {ready_workers} worker(s) ready"),
+        ),
+        (_, _) if ready_masters > 0 && desired_workers == 0 => (
+            "NoWorkerNodes",
+            format!(
+                "no node matches the workers' node selector {:?} (merged from the cluster and its Tiers)",
+                valid.worker_node_selector
+            ),
+        ),
+        (_, Err(e)) if ready_masters > 0 => ("MasterUnreachable", e.clone()),
+        _ => (
+            "PodsNotReady",
+            format!(
+                "{ready_masters}/1 master(s) and {ready_workers}/{desired_workers} worker(s) ready"
+            ),
+        ),
+    };
+    status.conditions = vec![
+        condition(
+            &old.conditions,
+            "Ready",
+            phase == ClusterPhase::Running,
+            reason,
+            message.clone(),
+            generation,
+        ),
+        condition(
+            &old.conditions,
+            "SpecValid",
+            true,
+            "Valid",
+            "spec and Tiers are valid",
+            generation,
+        ),
+    ];
+    patch_status(ctx, cluster, &status).await?;
+    if old.phase != Some(phase) {
+        let type_ = if phase == ClusterPhase::Degraded {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        ctx.event(&cluster.object_ref(&()), type_, reason, message)
+            .await;
+    }
+    Ok(Action::requeue(REFRESH))
+}
+
+/// An invalid spec: Failed with a clear condition, an event when that is news, nothing built.
+async fn refuse(
+    cluster: &Cluster,
+    ctx: &Context,
+    old: &ClusterStatus,
+    invalid: Invalid,
+) -> Result<(), Error> {
+    let generation = cluster.metadata.generation;
+    let status = ClusterStatus {
+        phase: Some(ClusterPhase::Failed),
+        observed_generation: generation,
+        conditions: vec![
+            condition(
+                &old.conditions,
+                "Ready",
+                false,
+                invalid.reason,
+                invalid.message.clone(),
+                generation,
+            ),
+            condition(
+                &old.conditions,
+                "SpecValid",
+                false,
+                invalid.reason,
+                invalid.message.clone(),
+                generation,
+            ),
+        ],
+        ..old.clone()
+    };
+    let news = old.phase != Some(ClusterPhase::Failed)
+        || !old.conditions.iter().any(|c| c.message == invalid.message);
+    patch_status(ctx, cluster, &status).await?;
+    ctx.metrics.failed("Cluster", invalid.reason);
+    if news {
+        tracing::warn!(cluster = %cluster.name_any(), reason = invalid.reason, message = %invalid.message, "cluster spec refused");
+        ctx.event(
+            &cluster.object_ref(&()),
+            EventType::Warning,
+            invalid.reason,
+            invalid.message,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+async fn patch_status(
+    ctx: &Context,
+    cluster: &Cluster,
+    status: &ClusterStatus,
+) -> Result<(), Error> {
+    let api: Api<Cluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(super::status_patch(
+            status,
+            &["capacity", "used", "tiers", "masterEndpoint"],
+        )),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The proxy was turned off: its objects go (absent is fine).
+async fn remove_proxy(ctx: &Context, ns: &str, cluster: &str) -> Result<(), Error> {
+    let name = names::proxy(cluster);
+    let deploys: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    for r in [
+        deploys
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        services
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    ] {
+        match r {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! The operator's view of a master: its public gRPC API (`FileSystemMaster`), like any client.
+//! A trait so controllers can be tested without a running master.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alluvium_common::identity::{Caller, IdentityInterceptor};
+use alluvium_crds::TierUsageStatus;
+use alluvium_proto::file_system_master_client::FileSystemMasterClient;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Cluster-wide capacity and usage, as the master reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MasterUsage {
+    pub live_workers: u32,
+    pub lost_workers: u32,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub tiers: Vec<TierUsageStatus>,
+}
+
+/// Bytes under a mount and how many of them workers hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathUsage {
+    pub total_bytes: u64,
+    pub cached_bytes: u64,
+}
+
+/// A mount to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountRequest {
+    pub path: String,
+    pub ufs: String,
+    pub read_only: bool,
+    pub shared: bool,
+    /// Includes credentials: never log it.
+    pub options: BTreeMap<String, String>,
+}
+
+/// How to reach one cluster's master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterTarget {
+    /// `host:port` of the gRPC service.
+    pub endpoint: String,
+    pub secret: Option<String>,
+}
+
+pub trait MasterApi: Send + Sync {
+    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, String>>;
+    /// Mounts `req`, or does nothing when the same UFS is already mounted there. Returns the
+    /// mount id.
+    fn ensure_mount(
+        &self,
+        t: &MasterTarget,
+        req: MountRequest,
+    ) -> BoxFuture<'_, Result<u64, String>>;
+    /// Unmounts `path`; not mounted is success.
+    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), String>>;
+    fn path_usage(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<PathUsage, String>>;
+}
+
+/// Upper bound on entries summed for a mount's usage, so one huge mount cannot stall a reconcile.
+const USAGE_ENTRY_CAP: usize = 200_000;
+
+/// The real thing: a gRPC client per call (reconciles are minutes apart; connections are cheap).
+pub struct GrpcMasters {
+    user: String,
+}
+
+impl GrpcMasters {
+    pub fn new(user: &str) -> Self {
+        Self { user: user.into() }
+    }
+
+    async fn client(
+        &self,
+        t: &MasterTarget,
+    ) -> Result<FileSystemMasterClient<InterceptedService<Channel, IdentityInterceptor>>, String>
+    {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", t.endpoint))
+            .map_err(|e| format!("master {}: bad endpoint: {e}", t.endpoint))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .map_err(|e| format!("master {}: cannot connect: {e}", t.endpoint))?;
+        let interceptor = IdentityInterceptor::new(&Caller::named(&self.user), t.secret.as_deref())
+            .map_err(|e| format!("master {}: {e}", t.endpoint))?;
+        Ok(
+            FileSystemMasterClient::with_interceptor(channel, interceptor)
+                .max_decoding_message_size(alluvium_proto::MAX_MESSAGE_BYTES),
+        )
+    }
+}
+
+fn status(endpoint: &str, what: &str, s: tonic::Status) -> String {
+    format!("master {endpoint}: {what}: {}", s.message())
+}
+
+impl MasterApi for GrpcMasters {
+    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, String>> {
+        let t = t.clone();
+        Box::pin(async move {
+            let mut c = self.client(&t).await?;
+            let info = c
+                .get_master_info(alluvium_proto::Empty {})
+                .await
+                .map_err(|s| status(&t.endpoint, "GetMasterInfo", s))?
+                .into_inner();
+            Ok(MasterUsage {
+                live_workers: info.live_workers,
+                lost_workers: info.lost_workers,
+                capacity_bytes: info.capacity_bytes,
+                used_bytes: info.used_bytes,
+                tiers: info
+                    .tiers
+                    .into_iter()
+                    .map(|u| TierUsageStatus {
+                        alias: u.alias,
+                        capacity_bytes: u.capacity_bytes,
+                        used_bytes: u.used_bytes,
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    fn ensure_mount(
+        &self,
+        t: &MasterTarget,
+        req: MountRequest,
+    ) -> BoxFuture<'_, Result<u64, String>> {
+        let t = t.clone();
+        Box::pin(async move {
+            let mut c = self.client(&t).await?;
+            let find = |mounts: &[alluvium_proto::MountInfo]| {
+                mounts.iter().find(|m| m.path == req.path).cloned()
+            };
+            let table = c
+                .get_mount_table(alluvium_proto::Empty {})
+                .await
+                .map_err(|s| status(&t.endpoint, "GetMountTable", s))?
+                .into_inner();
+            if let Some(m) = find(&table.mounts) {
+                if m.ufs_uri == req.ufs && m.read_only == req.read_only {
+                    return Ok(m.mount_id);
+                }
+                // The spec changed: remount with the new UFS or options.
+                c.unmount(alluvium_proto::UnmountRequest {
+                    path: req.path.clone(),
+                })
+                .await
+                .map_err(|s| status(&t.endpoint, &format!("Unmount {}", req.path), s))?;
+            }
+            c.mount(alluvium_proto::MountRequest {
+                path: req.path.clone(),
+                ufs_uri: req.ufs.clone(),
+                read_only: req.read_only,
+                options: req.options.clone().into_iter().collect(),
+                shared: req.shared,
+            })
+            .await
+            .map_err(|s| {
+                status(
+                    &t.endpoint,
+                    &format!("Mount {} at {}", req.ufs, req.path),
+                    s,
+                )
+            })?;
+            let table = c
+                .get_mount_table(alluvium_proto::Empty {})
+                .await
+                .map_err(|s| status(&t.endpoint, "GetMountTable", s))?
+                .into_inner();
+            find(&table.mounts).map(|m| m.mount_id).ok_or_else(|| {
+                format!(
+                    "master {}: {} missing from the mount table after Mount",
+                    t.endpoint, req.path
+                )
+            })
+        })
+    }
+
+    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), String>> {
+        let t = t.clone();
+        let path = path.to_string();
+        Box::pin(async move {
+            let mut c = self.client(&t).await?;
+            let table = c
+                .get_mount_table(alluvium_proto::Empty {})
+                .await
+                .map_err(|s| status(&t.endpoint, "GetMountTable", s))?
+                .into_inner();
+            if !table.mounts.iter().any(|m| m.path == path) {
+                return Ok(());
+            }
+            c.unmount(alluvium_proto::UnmountRequest { path: path.clone() })
+                .await
+                .map_err(|s| status(&t.endpoint, &format!("Unmount {path}"), s))?;
+            Ok(())
+        })
+    }
+
+    fn path_usage(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<PathUsage, String>> {
+        let t = t.clone();
+        let path = path.to_string();
+        Box::pin(async move {
+            let mut c = self.client(&t).await?;
+            let mut stream = c
+                .list_status(alluvium_proto::ListStatusRequest {
+                    path: path.clone(),
+                    recursive: true,
+                    limit: USAGE_ENTRY_CAP as u64,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| status(&t.endpoint, &format!("ListStatus {path}"), s))?
+                .into_inner();
+            let mut u = PathUsage::default();
+            while let Some(page) = stream.next().await {
+                let page =
+                    page.map_err(|s| status(&t.endpoint, &format!("ListStatus {path}"), s))?;
+                for f in page.items.iter().filter(|f| !f.is_folder) {
+                    u.total_bytes = u.total_bytes.saturating_add(f.length);
+                    let pct = u64::from(f.in_alluvium_percentage.min(100));
+                    u.cached_bytes = u
+                        .cached_bytes
+                        .saturating_add((u128::from(f.length) * u128::from(pct) / 100) as u64);
+                }
+            }
+            Ok(u)
+        })
+    }
+}

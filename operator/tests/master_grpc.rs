@@ -1,0 +1,96 @@
+//! The operator's gRPC view of a master (`GrpcMasters`) against a real master: RocksDB in a temp
+//! dir, a local-directory UFS, gRPC on 127.0.0.1:0.
+
+use std::time::Duration;
+
+use alluvium_common::identity::Caller;
+use alluvium_common::Config;
+use alluvium_master::MasterServer;
+use alluvium_operator::master_api::{GrpcMasters, MasterApi, MasterTarget, MountRequest};
+
+async fn master(dir: &std::path::Path) -> MasterServer {
+    let mut config = Config::default();
+    config.master.bind_host = "127.0.0.1".into();
+    config.master.hostname = "127.0.0.1".into();
+    config.master.rpc_port = 0;
+    config.master.web_port = 0;
+    config.master.metastore_dir = dir.join("meta");
+    config.master.root_ufs = dir.join("root").display().to_string();
+    MasterServer::start(config).await.expect("master starts")
+}
+
+fn request(ufs: &str, read_only: bool) -> MountRequest {
+    MountRequest {
+        path: "/data".into(),
+        ufs: ufs.into(),
+        read_only,
+        shared: false,
+        options: [("sync_interval".to_string(), "0s".to_string())].into(),
+    }
+}
+
+#[tokio::test]
+async fn mount_is_idempotent_usage_is_summed_and_unmount_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let ufs_dir = dir.path().join("bucket");
+    std::fs::create_dir_all(ufs_dir.join("sub")).unwrap();
+    std::fs::write(ufs_dir.join("a.bin"), vec![1u8; 1000]).unwrap();
+    std::fs::write(ufs_dir.join("sub/b.bin"), vec![2u8; 500]).unwrap();
+    let server = master(dir.path()).await;
+    let target = MasterTarget {
+        endpoint: server.rpc_addr().to_string(),
+        secret: None,
+    };
+    // The master's own user is its superuser, as `alluvium` is in the image.
+    let masters = GrpcMasters::new(&Caller::current_process().user);
+    let ufs = format!("file://{}", ufs_dir.display());
+
+    let id = masters
+        .ensure_mount(&target, request(&ufs, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        masters
+            .ensure_mount(&target, request(&ufs, false))
+            .await
+            .unwrap(),
+        id,
+        "mounting the same UFS again is a no-op"
+    );
+    // A changed spec remounts.
+    masters
+        .ensure_mount(&target, request(&ufs, true))
+        .await
+        .unwrap();
+
+    let usage = masters.path_usage(&target, "/data").await.unwrap();
+    assert_eq!(usage.total_bytes, 1500);
+    assert_eq!(usage.cached_bytes, 0, "no worker holds anything");
+
+    let info = masters.usage(&target).await.unwrap();
+    assert_eq!(info.live_workers, 0);
+
+    masters.unmount(&target, "/data").await.unwrap();
+    masters
+        .unmount(&target, "/data")
+        .await
+        .expect("unmounting twice is fine");
+    let err = masters.path_usage(&target, "/data").await.unwrap_err();
+    assert!(err.contains("/data"), "{err}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_master_is_a_clear_error() {
+    let target = MasterTarget {
+        // Nothing listens on port 1.
+        endpoint: "127.0.0.1:1".into(),
+        secret: None,
+    };
+    let masters = GrpcMasters::new("alluvium");
+    let err = tokio::time::timeout(Duration::from_secs(20), masters.usage(&target))
+        .await
+        .expect("fails fast")
+        .unwrap_err();
+    assert!(err.contains("master 127.0.0.1:1: cannot connect"), "{err}");
+}

@@ -1,0 +1,255 @@
+//! Bad specs are refused with a reason and a message naming the field, and nothing is built.
+
+use std::collections::BTreeMap;
+
+use alluvium_crds::{Cluster, Mount, Tier};
+use alluvium_operator::validate::{validate_cluster, validate_mount, validate_tier};
+use serde_json::{json, Value};
+
+fn tier(name: &str, spec: Value) -> Tier {
+    serde_json::from_value(json!({
+        "apiVersion": "alluvium.io/v1alpha1", "kind": "Tier",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap()
+}
+
+fn tiers() -> BTreeMap<String, Tier> {
+    BTreeMap::from([
+        (
+            "mem".into(),
+            tier(
+                "mem",
+                json!({"medium": "MEM", "hostPath": "/dev/shm/a", "quota": "2Gi"}),
+            ),
+        ),
+        (
+            "ssd".into(),
+            tier(
+                "ssd",
+                json!({"medium": "SSD", "hostPath": "/mnt/ssd", "quota": "100Gi"}),
+            ),
+        ),
+        (
+            "ssd2".into(),
+            tier(
+                "ssd2",
+                json!({"medium": "SSD", "hostPath": "/mnt/ssd2", "quota": "100Gi"}),
+            ),
+        ),
+        (
+            "zoned".into(),
+            tier(
+                "zoned",
+                json!({"medium": "HDD", "hostPath": "/mnt/hdd", "quota": "1Ti",
+            "nodeSelector": {"zone": "b"}}),
+            ),
+        ),
+    ])
+}
+
+fn cluster(patch: Value) -> Cluster {
+    let mut v = json!({
+        "apiVersion": "alluvium.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": "c", "namespace": "ns", "uid": "u"},
+        "spec": {"workers": {"tiers": ["mem", "ssd"]}}
+    });
+    merge(&mut v["spec"], patch);
+    serde_json::from_value(v).unwrap()
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+fn refused(patch: Value) -> (String, String) {
+    let e = validate_cluster(&cluster(patch), &tiers()).expect_err("must be refused");
+    (e.reason.to_string(), e.message)
+}
+
+#[test]
+fn a_good_cluster_passes() {
+    let v = validate_cluster(&cluster(json!({})), &tiers()).unwrap();
+    assert_eq!(v.tiers.len(), 2);
+    // 2Gi MEM + default 1Gi process limit.
+    assert_eq!(v.worker_memory_limit, 3 << 30);
+}
+
+#[test]
+fn bad_cluster_specs_are_refused_with_the_field_and_reason() {
+    let cases = [
+        (
+            json!({"workers": {"tiers": ["nope"]}}),
+            "TierNotFound",
+            "Tier 'nope'",
+        ),
+        (
+            json!({"workers": {"tiers": []}}),
+            "InvalidSpec",
+            "workers.tiers is empty",
+        ),
+        (
+            json!({"workers": {"tiers": ["ssd", "mem"]}}),
+            "InvalidSpec",
+            "fastest first",
+        ),
+        (
+            json!({"workers": {"tiers": ["ssd", "ssd2"]}}),
+            "InvalidSpec",
+            "one tier per medium",
+        ),
+        (
+            json!({"master": {"replicas": 3}}),
+            "InvalidSpec",
+            "master.replicas is 3",
+        ),
+        (
+            json!({"master": {"journal": {"size": "10GB"}}}),
+            "InvalidSpec",
+            "master.journal.size",
+        ),
+        (
+            json!({"master": {"journal": {"size": "1Mi"}}}),
+            "InvalidSpec",
+            "below 64Mi",
+        ),
+        (json!({"image": " "}), "InvalidSpec", "image is empty"),
+        (
+            json!({"workers": {"maxMemory": "2Gi"}}),
+            "MemoryDoesNotFit",
+            "memory limit of 3Gi (MEM tier quota 2Gi + process 1Gi)",
+        ),
+        // 2G (decimal) is less than 2Gi: the units are never confused.
+        (
+            json!({"workers": {"maxMemory": "3G"}}),
+            "MemoryDoesNotFit",
+            "workers.maxMemory is 3G",
+        ),
+        (
+            json!({"workers": {"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}}),
+            "InvalidSpec",
+            "memory request 2Gi is above the limit 1Gi",
+        ),
+        (
+            json!({"config": {"master.no_such_key": "1"}}),
+            "InvalidSpec",
+            "no_such_key",
+        ),
+        (
+            json!({"config": {"worker.eviction_policy": "FIFO"}}),
+            "InvalidSpec",
+            "FIFO",
+        ),
+        (
+            json!({"config": {"security.cluster_secret": "x"}}),
+            "InvalidSpec",
+            "clusterSecretRef",
+        ),
+        (
+            json!({"config": {"worker.tiers": "[]"}}),
+            "InvalidSpec",
+            "set by the operator",
+        ),
+        (
+            json!({"workers": {"tiers": ["mem", "zoned"], "nodeSelector": {"zone": "a"}}}),
+            "InvalidSpec",
+            "conflicts",
+        ),
+    ];
+    for (patch, reason, needle) in cases {
+        let (r, m) = refused(patch.clone());
+        assert_eq!(r, reason, "{patch}: {m}");
+        assert!(m.contains(needle), "{patch}: '{m}' lacks '{needle}'");
+    }
+}
+
+#[test]
+fn memory_fits_exactly_at_the_cap() {
+    assert!(validate_cluster(&cluster(json!({"workers": {"maxMemory": "3Gi"}})), &tiers()).is_ok());
+}
+
+#[test]
+fn bad_tiers_are_refused() {
+    let cases = [
+        (
+            json!({"medium": "MEM", "hostPath": "/var/ram", "quota": "1Gi"}),
+            "under /dev/shm",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/../etc", "quota": "1Gi"}),
+            "without '..'",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "0"}),
+            "more than 0",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "1GB"}),
+            "not a size quantity",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "1Gi", "lowWatermark": 0.9, "highWatermark": 0.8}),
+            "watermarks",
+        ),
+    ];
+    for (spec, needle) in cases {
+        let e = validate_tier(&tier("t", spec.clone())).expect_err("refused");
+        assert!(e.message.starts_with("tier t:"), "{}", e.message);
+        assert!(e.message.contains(needle), "{spec}: {}", e.message);
+    }
+}
+
+fn mount(spec: Value) -> Mount {
+    serde_json::from_value(json!({
+        "apiVersion": "alluvium.io/v1alpha1", "kind": "Mount",
+        "metadata": {"name": "m", "namespace": "ns"}, "spec": spec
+    }))
+    .unwrap()
+}
+
+#[test]
+fn bad_mounts_are_refused() {
+    let cases = [
+        (
+            json!({"cluster": "c", "path": "/", "ufs": "s3://b/"}),
+            "absolute namespace path",
+        ),
+        (
+            json!({"cluster": "c", "path": "/a/../b", "ufs": "s3://b/"}),
+            "absolute namespace path",
+        ),
+        (
+            json!({"cluster": "c", "path": "/a", "ufs": "bucket"}),
+            "not a URI",
+        ),
+        (
+            json!({"cluster": "c", "path": "/a", "ufs": "s3://b/", "options": {"syncInterval": "soon"}}),
+            "syncInterval",
+        ),
+        (
+            json!({"cluster": "c", "path": "/a", "ufs": "s3://b/", "pvc": {"create": true, "capacity": "big"}}),
+            "pvc.capacity",
+        ),
+    ];
+    for (spec, needle) in cases {
+        let e = validate_mount(&mount(spec.clone())).expect_err("refused");
+        assert!(e.message.contains(needle), "{spec}: {}", e.message);
+    }
+    let ok = validate_mount(&mount(
+        json!({"cluster": "c", "path": "/a", "ufs": "s3://b/",
+        "pvc": {"create": true}}),
+    ))
+    .unwrap();
+    let pvc = ok.pvc.unwrap();
+    assert_eq!(
+        (pvc.claim_name.as_str(), pvc.pv_name.as_str()),
+        ("m", "ns-m")
+    );
+}
