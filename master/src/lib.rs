@@ -1,1 +1,28 @@
-//! stub
+//! The Alluvium master: the namespace (an inode tree kept in RocksDB), the mount table, the block
+//! master (workers and block locations), UFS metadata sync, TTL, async persistence, and the
+//! master's gRPC and HTTP servers.
+//!
+//! The public surface is [`MasterServer`]; the parts are modules of this crate:
+//! [`metastore`] (the only RocksDB code), `namespace` + `tx` + `sync` (the inode tree),
+//! `mount_table`, `permission`, `block_master`, `ttl`, `persist`, `grpc`, `http`, `server`.
+
+pub mod metastore;
+
+mod block_master;
+mod grpc;
+mod http;
+mod inode;
+mod metrics;
+mod mount_table;
+mod namespace;
+mod permission;
+mod persist;
+mod server;
+mod sync;
+mod ttl;
+mod tx;
+
+#[cfg(test)]
+mod testutil;
+
+pub use server::MasterServer;

@@ -1,0 +1,258 @@
+//! The async-persist scheduler. Files marked TO_BE_PERSISTED (key in the `persist` column
+//! family) are handed to a live worker, preferably one holding the file's first block, as a
+//! `PersistCommand` in its next heartbeat response. The worker copies the file to the UFS and
+//! answers with `PersistDone`; failures, lost workers and silent workers are retried with
+//! exponential backoff.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alluvium_common::time::now_ms;
+use alluvium_common::{ids, Result};
+use parking_lot::Mutex;
+
+use crate::block_master::BlockMaster;
+use crate::namespace::Namespace;
+
+/// Longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A worker that neither succeeded nor failed within this long is assumed to have dropped it.
+const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Queue entries looked at per tick.
+const SCAN_LIMIT: usize = 10_000;
+
+#[derive(Debug, Default, Clone)]
+struct Job {
+    attempts: u32,
+    next_try_ms: i64,
+    in_flight: Option<(u64, i64)>,
+}
+
+pub struct PersistScheduler {
+    ns: Arc<Namespace>,
+    blocks: Arc<BlockMaster>,
+    base_delay: Duration,
+    jobs: Mutex<HashMap<u64, Job>>,
+}
+
+impl PersistScheduler {
+    pub fn new(ns: Arc<Namespace>, blocks: Arc<BlockMaster>, base_delay: Duration) -> Self {
+        Self {
+            ns,
+            blocks,
+            base_delay: base_delay.max(Duration::from_millis(100)),
+            jobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32 << attempts.min(16);
+        (self.base_delay * factor).min(MAX_BACKOFF)
+    }
+
+    /// One scheduling pass: hands due files to workers. Returns how many commands were queued.
+    pub fn tick(&self) -> Result<usize> {
+        let now = now_ms();
+        let queue = self.ns.store.persist_queue(0, SCAN_LIMIT)?;
+        let mut queued = 0;
+        let mut seen = std::collections::HashSet::with_capacity(queue.len());
+        for id in queue {
+            seen.insert(id);
+            let job = self.jobs.lock().get(&id).cloned().unwrap_or_default();
+            if let Some((worker, since)) = job.in_flight {
+                let timed_out = now - since > IN_FLIGHT_TIMEOUT.as_millis() as i64;
+                if self.blocks.is_live(worker) && !timed_out {
+                    continue;
+                }
+                tracing::warn!(
+                    file_id = id,
+                    worker_id = worker,
+                    "persist: worker lost or silent; retrying elsewhere"
+                );
+                self.fail(id, now);
+                continue;
+            }
+            if job.next_try_ms > now {
+                continue;
+            }
+            let Some(cmd) = self.ns.persist_command(id)? else {
+                self.jobs.lock().remove(&id);
+                continue;
+            };
+            let first = (cmd.length > 0).then(|| ids::block_id(id, 0));
+            let Some(worker) = self.blocks.choose_worker(first, id) else {
+                continue; // no live worker: try again next tick
+            };
+            let path = cmd.path.clone();
+            if self.blocks.queue_persist(worker, cmd) {
+                self.jobs.lock().insert(
+                    id,
+                    Job {
+                        in_flight: Some((worker, now)),
+                        ..job
+                    },
+                );
+                queued += 1;
+                tracing::debug!(file_id = id, path = %path, worker_id = worker, "persist: command queued");
+            }
+        }
+        // Forget jobs whose files left the queue (deleted, persisted).
+        self.jobs.lock().retain(|id, _| seen.contains(id));
+        Ok(queued)
+    }
+
+    fn fail(&self, id: u64, now: i64) {
+        let mut jobs = self.jobs.lock();
+        let job = jobs.entry(id).or_default();
+        job.attempts += 1;
+        job.in_flight = None;
+        job.next_try_ms = now + self.backoff(job.attempts).as_millis() as i64;
+    }
+
+    /// A worker reports the outcome of a persist command.
+    pub async fn done(&self, worker: u64, file_id: u64, error: &str) -> Result<()> {
+        if error.is_empty() {
+            self.ns.mark_persisted(file_id).await?;
+            self.jobs.lock().remove(&file_id);
+            self.ns.metrics.persist_done.inc();
+            tracing::info!(file_id, worker_id = worker, "persist: file persisted");
+        } else {
+            self.fail(file_id, now_ms());
+            self.ns.metrics.persist_failed.inc();
+            tracing::warn!(
+                file_id,
+                worker_id = worker,
+                error,
+                "persist: worker failed; will retry"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs the scheduler every `interval` until `stop` fires.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = self.tick() {
+                tracing::warn!(error = %e, "persist scheduling failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alluvium_proto::{PersistenceState, WorkerHeartbeatRequest};
+
+    use super::*;
+    use crate::metastore::MetaStore;
+    use crate::testutil::{register, tiers, Env};
+
+    #[tokio::test]
+    async fn async_persist_command_flow_with_retry() {
+        let env = Env::new();
+        let su = env.su();
+        let sched = PersistScheduler::new(
+            env.ns.clone(),
+            env.blocks.clone(),
+            Duration::from_millis(100),
+        );
+        let _other = register(&env.blocks, "h0");
+        let w = register(&env.blocks, "h1");
+        let id = env.cached_file(&su, "/dir/f", 1500, w, true).await;
+        let st = env.ns.get_status(&su, "/dir/f", false).await.unwrap();
+        assert_eq!(st.persistence_state, PersistenceState::ToBePersisted as i32);
+        // The command goes to the worker holding the first block.
+        assert_eq!(sched.tick().unwrap(), 1);
+        assert_eq!(sched.tick().unwrap(), 0, "in flight: not handed out twice");
+        let hb = |worker| WorkerHeartbeatRequest {
+            worker_id: worker,
+            tiers: tiers(),
+            non_durable_block_ids: vec![ids::block_id(id, 0)],
+            ..Default::default()
+        };
+        let resp = env.blocks.heartbeat(hb(w)).unwrap();
+        assert_eq!(resp.persist.len(), 1);
+        let cmd = &resp.persist[0];
+        assert_eq!(
+            (cmd.file_id, cmd.path.as_str(), cmd.length),
+            (id, "/dir/f", 1500)
+        );
+        assert_eq!(cmd.ufs.as_ref().unwrap().ufs_path, "dir/f");
+        assert_eq!(cmd.blocks.len(), 2);
+        assert!(resp.durable_block_ids.is_empty());
+        // The worker fails once: retried after the backoff.
+        sched.done(w, id, "disk full").await.unwrap();
+        assert_eq!(sched.tick().unwrap(), 0, "backing off");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sched.tick().unwrap() == 0 {
+            assert!(std::time::Instant::now() < deadline, "never retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(env.blocks.heartbeat(hb(w)).unwrap().persist.len(), 1);
+        // It succeeds: the file is PERSISTED, its parent too, and its blocks durable.
+        std::fs::create_dir_all(env.ufs_dir.join("dir")).unwrap();
+        std::fs::write(env.ufs_dir.join("dir/f"), vec![7u8; 1500]).unwrap();
+        sched.done(w, id, "").await.unwrap();
+        let st = env.ns.get_status(&su, "/dir/f", false).await.unwrap();
+        assert_eq!(st.persistence_state, PersistenceState::Persisted as i32);
+        assert!(
+            env.ns
+                .get_status(&su, "/dir", false)
+                .await
+                .unwrap()
+                .persisted
+        );
+        assert!(env.store.persist_queue(0, 10).unwrap().is_empty());
+        assert_eq!(
+            env.blocks.heartbeat(hb(w)).unwrap().durable_block_ids,
+            vec![ids::block_id(id, 0)]
+        );
+        assert_eq!(sched.tick().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn lost_worker_commands_are_reassigned() {
+        let env = Env::new();
+        let su = env.su();
+        let sched = PersistScheduler::new(
+            env.ns.clone(),
+            env.blocks.clone(),
+            Duration::from_millis(100),
+        );
+        let w = register(&env.blocks, "h1");
+        env.cached_file(&su, "/f", 10, w, true).await;
+        assert_eq!(sched.tick().unwrap(), 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while env.blocks.detect_lost().is_empty() {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // No live worker: nothing to do, the file waits.
+        assert_eq!(sched.tick().unwrap(), 0);
+        let w2 = register(&env.blocks, "h2");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sched.tick().unwrap() == 0 {
+            assert!(std::time::Instant::now() < deadline, "never reassigned");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let resp = env
+            .blocks
+            .heartbeat(WorkerHeartbeatRequest {
+                worker_id: w2,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(resp.persist.len(), 1);
+    }
+}
