@@ -1,1 +1,32 @@
-//! stub
+//! The Alluvium client: the native file-system API and the `fs`/`fsadmin` command line.
+//!
+//! - [`FileSystem`]: metadata operations on the master and data streams to workers.
+//! - [`FileOutStream`] / [`FileInStream`]: block-wise writes (short-circuit into a local worker's
+//!   tier files or streamed over gRPC) and reads (mmap of a local worker's block file, streamed
+//!   from a remote worker, or read through a worker from the UFS).
+//! - [`blocking`]: the same API for synchronous code (`std::io::Read`/`Write`/`Seek`).
+//! - [`shell`]: Alluxio's `fs` and `fsadmin` commands.
+
+pub mod blocking;
+pub mod config;
+pub mod file_system;
+pub mod in_stream;
+pub mod locality;
+pub mod master_client;
+pub mod metrics;
+pub mod out_stream;
+pub mod shell;
+pub mod worker_pool;
+
+pub use alluvium_proto::{
+    BlockInfo, BlockLocation, FileInfo, MasterInfo, MountInfo, PersistenceState, ReadType,
+    TtlAction, WorkerInfo, WriteType,
+};
+pub use config::options::{
+    CreateDirectoryOptions, CreateFileOptions, DeleteOptions, MountOptions, OpenFileOptions,
+    SetAttributeOptions,
+};
+pub use file_system::{FileSystem, LoadSummary};
+pub use in_stream::FileInStream;
+pub use metrics::ClientMetrics;
+pub use out_stream::FileOutStream;

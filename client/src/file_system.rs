@@ -1,0 +1,564 @@
+//! The client's file-system API: metadata calls on the master, streams for data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alluvium_common::ids::block_count;
+use alluvium_common::path::normalize;
+use alluvium_common::{Config, Error, ErrorCode, Result};
+use alluvium_proto as pb;
+use alluvium_proto::{FileInfo, MasterInfo, MountInfo, PersistenceState, WorkerInfo};
+use futures::StreamExt;
+
+use crate::config::options::{
+    duration_ms, CreateDirectoryOptions, CreateFileOptions, DeleteOptions, MountOptions,
+    OpenFileOptions, SetAttributeOptions,
+};
+use crate::in_stream::FileInStream;
+use crate::locality;
+use crate::master_client::MasterClient;
+use crate::metrics::ClientMetrics;
+use crate::out_stream::FileOutStream;
+use crate::worker_pool::WorkerPool;
+
+/// What `load` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LoadSummary {
+    pub files: u64,
+    /// Blocks a worker read from the UFS into its cache.
+    pub blocks_loaded: u64,
+    /// Blocks that were already cached.
+    pub blocks_cached: u64,
+    pub bytes_loaded: u64,
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub master: MasterClient,
+    pub workers: WorkerPool,
+    pub metrics: ClientMetrics,
+    /// This host's name, to recognise local workers.
+    pub hostname: String,
+    /// The worker list, briefly cached so a copy of many small files does not ask for it per file.
+    pub worker_cache: parking_lot::Mutex<Option<(std::time::Instant, Vec<WorkerInfo>)>>,
+}
+
+/// How long a fetched worker list is reused for choosing write and read-through workers.
+const WORKER_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// A handle on the cluster; cheap to clone and shared by every stream it opens.
+#[derive(Clone)]
+pub struct FileSystem {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn norm(path: &str) -> Result<String> {
+    normalize(path)
+}
+
+impl FileSystem {
+    /// Builds the clients. No connection is made yet: the first call connects (retrying for
+    /// `client.retry_duration` while the master is unreachable).
+    pub async fn connect(config: &Config) -> Result<Self> {
+        let inner = Inner {
+            config: config.clone(),
+            master: MasterClient::new(config)?,
+            workers: WorkerPool::new(config)?,
+            metrics: ClientMetrics::default(),
+            hostname: config.client_hostname(),
+            worker_cache: parking_lot::Mutex::new(None),
+        };
+        tracing::debug!(master = %config.master_address, host = %inner.hostname, "client ready");
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &ClientMetrics {
+        &self.inner.metrics
+    }
+
+    /// The status of a path, with its blocks and their locations.
+    pub async fn get_status(&self, path: &str) -> Result<FileInfo> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("GetStatus", |mut c| {
+                let req = pb::GetStatusRequest {
+                    path: path.clone(),
+                    with_blocks: true,
+                };
+                async move { c.get_status(req).await }
+            })
+            .await
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        match self.get_status(path).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The entries of a directory (all descendants when `recursive`), or the file itself.
+    pub async fn list_status(&self, path: &str, recursive: bool) -> Result<Vec<FileInfo>> {
+        let mut out = Vec::new();
+        self.list_status_each(path, recursive, |f| out.push(f))
+            .await?;
+        Ok(out)
+    }
+
+    /// Streams a listing page by page into `each`, so a huge directory is never held at once by
+    /// this call.
+    pub async fn list_status_each(
+        &self,
+        path: &str,
+        recursive: bool,
+        mut each: impl FnMut(FileInfo),
+    ) -> Result<()> {
+        let path = norm(path)?;
+        let req = pb::ListStatusRequest {
+            path: path.clone(),
+            recursive,
+            ..Default::default()
+        };
+        let timeout = self.inner.config.client.rpc_timeout;
+        let mut stream = crate::master_client::retry_unavailable(
+            self.inner.config.client.retry_duration,
+            || {
+                let mut c = self.inner.master.fs_client();
+                let req = req.clone();
+                async move {
+                    match tokio::time::timeout(timeout, c.list_status(req)).await {
+                        Ok(r) => r.map(|r| r.into_inner()).map_err(Error::from),
+                        Err(_) => Err(Error::new(
+                            ErrorCode::DeadlineExceeded,
+                            "ListStatus: the master did not answer in time",
+                        )),
+                    }
+                }
+            },
+        )
+        .await?;
+        while let Some(page) = stream.next().await {
+            for item in page.map_err(Error::from)?.items {
+                each(item);
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create_directory(&self, path: &str, opts: CreateDirectoryOptions) -> Result<()> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("CreateDirectory", |mut c| {
+                let req = pb::CreateDirectoryRequest {
+                    path: path.clone(),
+                    recursive: opts.recursive,
+                    mode: Some(opts.mode),
+                    allow_exists: opts.allow_exists,
+                    write_type: 0,
+                };
+                async move { c.create_directory(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a file and returns the stream that writes it. The file becomes visible as complete
+    /// only when the stream is closed.
+    pub async fn create_file(&self, path: &str, opts: CreateFileOptions) -> Result<FileOutStream> {
+        let path = norm(path)?;
+        let write_type = match opts.write_type {
+            pb::WriteType::Unspecified => {
+                alluvium_common::config::parse_write_type(&self.inner.config.client.write_type)?
+            }
+            w => w,
+        };
+        let info = self
+            .inner
+            .master
+            .fs("CreateFile", |mut c| {
+                let req = pb::CreateFileRequest {
+                    path: path.clone(),
+                    block_size: if opts.block_size == 0 {
+                        self.inner.config.client.block_size.0
+                    } else {
+                        opts.block_size
+                    },
+                    mode: Some(opts.mode),
+                    write_type: write_type as i32,
+                    recursive: opts.recursive,
+                    overwrite: opts.overwrite,
+                    ttl_ms: opts.ttl.map(duration_ms),
+                    ttl_action: opts.ttl_action as i32,
+                    pinned: opts.pinned,
+                };
+                async move { c.create_file(req).await }
+            })
+            .await?;
+        FileOutStream::start(self.clone(), info, write_type, opts).await
+    }
+
+    /// Opens a complete file for reading.
+    pub async fn open_file(&self, path: &str, opts: OpenFileOptions) -> Result<FileInStream> {
+        let info = self.get_status(path).await?;
+        if info.is_folder {
+            return Err(Error::invalid_argument(format!(
+                "{}: is a directory",
+                info.path
+            )));
+        }
+        if !info.completed {
+            return Err(Error::failed_precondition(format!(
+                "{}: file is still being written (not complete)",
+                info.path
+            )));
+        }
+        let read_type = match opts.read_type {
+            pb::ReadType::Unspecified => {
+                alluvium_common::config::parse_read_type(&self.inner.config.client.read_type)?
+            }
+            r => r,
+        };
+        Ok(FileInStream::new(self.clone(), info, read_type))
+    }
+
+    pub async fn delete(&self, path: &str, opts: DeleteOptions) -> Result<()> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("Delete", |mut c| {
+                let req = pb::DeleteRequest {
+                    path: path.clone(),
+                    recursive: opts.recursive,
+                    alluvium_only: opts.alluvium_only,
+                };
+                async move { c.delete(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn rename(&self, src: &str, dst: &str) -> Result<()> {
+        let (src, dst) = (norm(src)?, norm(dst)?);
+        self.inner
+            .master
+            .fs("Rename", |mut c| {
+                let req = pb::RenameRequest {
+                    src: src.clone(),
+                    dst: dst.clone(),
+                };
+                async move { c.rename(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_attribute(&self, path: &str, opts: SetAttributeOptions) -> Result<()> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("SetAttribute", |mut c| {
+                let req = pb::SetAttributeRequest {
+                    path: path.clone(),
+                    mode: opts.mode,
+                    owner: opts.owner.clone(),
+                    group: opts.group.clone(),
+                    pinned: opts.pinned,
+                    ttl_ms: opts.ttl.map(duration_ms),
+                    ttl_action: opts.ttl_action.unwrap_or(pb::TtlAction::Delete) as i32,
+                    unset_ttl: opts.unset_ttl,
+                    recursive: opts.recursive,
+                    pinned_media: Vec::new(),
+                };
+                async move { c.set_attribute(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn free(&self, path: &str, recursive: bool, forced: bool) -> Result<()> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("Free", |mut c| {
+                let req = pb::FreeRequest {
+                    path: path.clone(),
+                    recursive,
+                    forced,
+                };
+                async move { c.free(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Schedules persistence of a file (every not-yet-persisted file under a directory) and waits
+    /// until the master reports it PERSISTED.
+    pub async fn persist(&self, path: &str) -> Result<()> {
+        self.persist_with_progress(path, |_| {}).await
+    }
+
+    /// As [`FileSystem::persist`], calling `done` with each file once it is persisted.
+    pub async fn persist_with_progress(
+        &self,
+        path: &str,
+        mut done: impl FnMut(&FileInfo),
+    ) -> Result<()> {
+        let info = self.get_status(path).await?;
+        let files: Vec<FileInfo> = if info.is_folder {
+            self.list_status(&info.path, true)
+                .await?
+                .into_iter()
+                .filter(|f| !f.is_folder && !f.persisted)
+                .collect()
+        } else if info.persisted {
+            Vec::new()
+        } else {
+            vec![info]
+        };
+        for f in &files {
+            if !f.completed {
+                return Err(Error::failed_precondition(format!(
+                    "{}: file is still being written; persist it once it is complete",
+                    f.path
+                )));
+            }
+            let p = f.path.clone();
+            self.inner
+                .master
+                .fs("ScheduleAsyncPersistence", |mut c| {
+                    let req = pb::ScheduleAsyncPersistenceRequest { path: p.clone() };
+                    async move { c.schedule_async_persistence(req).await }
+                })
+                .await?;
+        }
+        for f in &files {
+            let mut wait = Duration::from_millis(20);
+            loop {
+                let s = self.get_status(&f.path).await?;
+                if s.persisted || s.persistence_state == PersistenceState::Persisted as i32 {
+                    done(&s);
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+        }
+        Ok(())
+    }
+
+    /// Caches every block of a file (every file under a directory) that no worker holds, by asking
+    /// a worker to read it from the UFS (`CacheBlock`).
+    pub async fn load(&self, path: &str, recursive: bool) -> Result<LoadSummary> {
+        self.load_with_progress(path, recursive, |_| {}).await
+    }
+
+    /// As [`FileSystem::load`], calling `progress` with the bytes of each block handled.
+    pub async fn load_with_progress(
+        &self,
+        path: &str,
+        recursive: bool,
+        mut progress: impl FnMut(u64),
+    ) -> Result<LoadSummary> {
+        let info = self.get_status(path).await?;
+        let paths: Vec<String> = if info.is_folder {
+            self.list_status(&info.path, recursive)
+                .await?
+                .into_iter()
+                .filter(|f| !f.is_folder)
+                .map(|f| f.path)
+                .collect()
+        } else {
+            vec![info.path.clone()]
+        };
+        let mut summary = LoadSummary::default();
+        let mut workers: Option<Vec<WorkerInfo>> = None;
+        for p in paths {
+            let f = self.get_status(&p).await?;
+            summary.files += 1;
+            for b in &f.blocks {
+                if !b.locations.is_empty() {
+                    summary.blocks_cached += 1;
+                    progress(b.length);
+                    continue;
+                }
+                if !f.persisted {
+                    return Err(Error::unavailable(format!(
+                        "{}: block {} is lost (no worker holds it and the file is not persisted)",
+                        f.path, b.block_id
+                    )));
+                }
+                if workers.is_none() {
+                    workers = Some(self.live_workers_cached().await?);
+                }
+                let ws = workers.as_deref().unwrap_or_default();
+                let w = locality::choose_write_worker(ws, &self.inner.hostname, &[])
+                    .ok_or_else(|| no_live_worker(&f.path))?;
+                let mut client = self.inner.workers.get(w.address.as_ref())?;
+                let req = pb::CacheBlockRequest {
+                    block_id: b.block_id,
+                    ufs: Some(ufs_source(&f, b)),
+                    pinned: f.pinned,
+                };
+                let resp = client
+                    .cache_block(req)
+                    .await
+                    .map_err(|s| with_path(Error::from(s), &f.path))?
+                    .into_inner();
+                if resp.loaded {
+                    summary.blocks_loaded += 1;
+                    summary.bytes_loaded += b.length;
+                } else {
+                    summary.blocks_cached += 1;
+                }
+                progress(b.length);
+            }
+        }
+        Ok(summary)
+    }
+
+    pub async fn mount(&self, path: &str, ufs_uri: &str, opts: MountOptions) -> Result<()> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("Mount", |mut c| {
+                let req = pb::MountRequest {
+                    path: path.clone(),
+                    ufs_uri: ufs_uri.to_string(),
+                    read_only: opts.read_only,
+                    options: opts.options.clone().into_iter().collect(),
+                    shared: opts.shared,
+                };
+                async move { c.mount(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn unmount(&self, path: &str) -> Result<()> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("Unmount", |mut c| {
+                let req = pb::UnmountRequest { path: path.clone() };
+                async move { c.unmount(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mount_table(&self) -> Result<Vec<MountInfo>> {
+        let r = self
+            .inner
+            .master
+            .fs("GetMountTable", |mut c| async move {
+                c.get_mount_table(pb::Empty {}).await
+            })
+            .await?;
+        Ok(r.mounts)
+    }
+
+    pub async fn master_info(&self) -> Result<MasterInfo> {
+        self.inner
+            .master
+            .fs("GetMasterInfo", |mut c| async move {
+                c.get_master_info(pb::Empty {}).await
+            })
+            .await
+    }
+
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let r = self
+            .inner
+            .master
+            .block("GetWorkers", |mut c| async move {
+                c.get_workers(pb::Empty {}).await
+            })
+            .await?;
+        Ok(r.workers)
+    }
+
+    /// The worker list for placement decisions: cached for a moment, refreshed after that.
+    pub(crate) async fn live_workers_cached(&self) -> Result<Vec<WorkerInfo>> {
+        if let Some((at, ws)) = self.inner.worker_cache.lock().as_ref() {
+            if at.elapsed() < WORKER_CACHE_TTL {
+                return Ok(ws.clone());
+            }
+        }
+        let ws = self.workers().await?;
+        *self.inner.worker_cache.lock() = Some((std::time::Instant::now(), ws.clone()));
+        Ok(ws)
+    }
+
+    /// Drops the cached worker list (after a worker failed).
+    pub(crate) fn forget_workers(&self) {
+        *self.inner.worker_cache.lock() = None;
+    }
+
+    /// Re-reads UFS metadata under a path now.
+    pub async fn load_metadata(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> Result<pb::LoadMetadataResponse> {
+        let path = norm(path)?;
+        self.inner
+            .master
+            .fs("LoadMetadata", |mut c| {
+                let req = pb::LoadMetadataRequest {
+                    path: path.clone(),
+                    recursive,
+                };
+                async move { c.load_metadata(req).await }
+            })
+            .await
+    }
+
+    pub(crate) async fn complete_file(&self, req: pb::CompleteFileRequest) -> Result<FileInfo> {
+        self.inner
+            .master
+            .fs("CompleteFile", |mut c| {
+                let req = req.clone();
+                async move { c.complete_file(req).await }
+            })
+            .await
+    }
+}
+
+/// Where a worker finds a block of a persisted file in the UFS.
+pub(crate) fn ufs_source(f: &FileInfo, b: &pb::BlockInfo) -> pb::UfsBlockSource {
+    pb::UfsBlockSource {
+        ufs: f.ufs.clone(),
+        offset_in_file: b.offset,
+        block_length: b.length,
+        durable: f.persisted,
+    }
+}
+
+/// Names the path in an error whose message does not already.
+pub(crate) fn with_path(e: Error, path: &str) -> Error {
+    if e.message.contains(path) {
+        e
+    } else {
+        e.context(path)
+    }
+}
+
+pub(crate) fn no_live_worker(path: &str) -> Error {
+    Error::unavailable(format!(
+        "{path}: no live worker in the cluster (check `alluvium fsadmin report`)"
+    ))
+}
+
+/// Number of blocks a file of this status has (from its length, not the block list).
+pub fn blocks_of(info: &FileInfo) -> u64 {
+    block_count(info.length, info.block_size)
+}
