@@ -51,11 +51,22 @@ enum Command {
         #[command(subcommand)]
         command: FsadminCommand,
     },
+    /// Run the Kubernetes operator (in a cluster; reconciles Cluster, Tier and Mount resources).
+    Operator(alluvium_operator::OperatorArgs),
+    /// Print the CustomResourceDefinitions (Tier, Cluster, Mount) as YAML.
+    Crds,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_server = matches!(cli.command, Command::Local(_) | Command::Master | Command::Worker);
+    let is_server = matches!(
+        cli.command,
+        Command::Local(_) | Command::Master | Command::Worker | Command::Operator(_)
+    );
+    if let Command::Crds = cli.command {
+        print!("{}", alluvium_crds::crds_yaml());
+        return ExitCode::SUCCESS;
+    }
     logging::init(cli.log.as_deref(), is_server);
 
     let config = match load_config(&cli) {
@@ -79,6 +90,14 @@ fn main() -> ExitCode {
                 "fsadmin",
                 alluvium_client::shell::run_fsadmin(&config, command).await,
             ),
+            Command::Operator(args) => (
+                "operator",
+                alluvium_operator::run(args)
+                    .await
+                    .map_err(|e| Error::internal(format!("{e:#}"))),
+            ),
+            // Printed above, before a runtime was needed.
+            Command::Crds => ("crds", Ok(())),
         }
     });
     match result {

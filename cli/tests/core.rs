@@ -205,20 +205,20 @@ fn remote_reads_and_writes_work_without_short_circuit() {
 fn local_reads_use_short_circuit_and_it_shows_in_metrics() {
     let cluster = Cluster::start(ClusterOptions::default());
     let rt = runtime();
-    rt.block_on(async {
-        let fs = FileSystem::connect(&cluster.client_config()).await.unwrap();
-        let bytes = data(2 * MIB + 5, 11);
-        write(&fs, "/sc/f", &bytes, opts(WriteType::MustCache)).await;
-        let opens = |c: &Cluster| metric_sum(&c.worker_metrics(0), "alluvium_worker_short_circuit_opens_total");
-        let before = opens(&cluster);
-        let got = read(&fs, "/sc/f", ReadType::Cache).await;
-        assert_eq!(md5_hex(&got), md5_hex(&bytes));
-        let after = opens(&cluster);
-        assert!(after >= before + 3.0, "short-circuit opens {before} -> {after}");
-        let m = fs.metrics().snapshot();
-        assert_eq!(m.bytes_read_short_circuit, bytes.len() as u64);
-        assert_eq!(m.bytes_read_remote, 0);
-    });
+    let fs = rt.block_on(FileSystem::connect(&cluster.client_config())).unwrap();
+    let bytes = data(2 * MIB + 5, 11);
+    rt.block_on(write(&fs, "/sc/f", &bytes, opts(WriteType::MustCache)));
+    // Worker metrics are read with a blocking HTTP client, so outside the runtime.
+    let opens =
+        |c: &Cluster| metric_sum(&c.worker_metrics(0), "alluvium_worker_short_circuit_opens_total");
+    let before = opens(&cluster);
+    let got = rt.block_on(read(&fs, "/sc/f", ReadType::Cache));
+    assert_eq!(md5_hex(&got), md5_hex(&bytes));
+    let after = opens(&cluster);
+    assert!(after >= before + 3.0, "short-circuit opens {before} -> {after}");
+    let m = fs.metrics().snapshot();
+    assert_eq!(m.bytes_read_short_circuit, bytes.len() as u64);
+    assert_eq!(m.bytes_read_remote, 0);
 }
 
 #[test]
