@@ -40,6 +40,20 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
         }
     };
 
+    // "Running" means usable: wait until the worker has registered, so the first command after
+    // the banner finds a live worker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while worker.worker_id().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = worker.shutdown().await;
+            let _ = master.shutdown().await;
+            return Err(Error::unavailable(
+                "the worker did not register with the master within 30s",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
     println!("Alluvium {} is running locally.", alluvium_common::VERSION);
     println!("  master    localhost:{} (gRPC)", master.rpc_addr().port());
     println!("  web UI    http://localhost:{}", master.web_addr().port());
@@ -72,7 +86,10 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
 /// The configuration of a local cluster: the loaded config with the data-dir layout applied.
 fn local_config(mut config: Config, args: &LocalArgs) -> Result<Config> {
     std::fs::create_dir_all(&args.data_dir).map_err(|e| {
-        Error::from(e).context(format!("cannot create data dir {}", args.data_dir.display()))
+        Error::from(e).context(format!(
+            "cannot create data dir {}",
+            args.data_dir.display()
+        ))
     })?;
     let data_dir = std::fs::canonicalize(&args.data_dir).map_err(Error::from)?;
 

@@ -51,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: FsadminCommand,
     },
+    /// Measure Alluvium against this machine's limits (tmpfs, loopback TCP) in one run.
+    Bench(alluvium_bench::BenchArgs),
     /// Run the Kubernetes operator (in a cluster; reconciles Cluster, Tier and Mount resources).
     Operator(alluvium_operator::OperatorArgs),
     /// Print the CustomResourceDefinitions (Tier, Cluster, Mount) as YAML.
@@ -73,7 +75,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail("config", &e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail("runtime", &Error::from(e)),
     };
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
                 "fsadmin",
                 alluvium_client::shell::run_fsadmin(&config, command).await,
             ),
+            Command::Bench(args) => ("bench", alluvium_bench::run(args).await.map(|_| ())),
             Command::Operator(args) => (
                 "operator",
                 alluvium_operator::run(args)

@@ -21,9 +21,13 @@ async fn write(fs: &FileSystem, path: &str, bytes: &[u8], opts: CreateFileOption
         .unwrap_or_else(|e| panic!("create {path}: {e}"));
     // Uneven pieces, so chunk and block boundaries fall mid-write.
     for piece in bytes.chunks(300_001) {
-        out.write(piece).await.unwrap_or_else(|e| panic!("write {path}: {e}"));
+        out.write(piece)
+            .await
+            .unwrap_or_else(|e| panic!("write {path}: {e}"));
     }
-    out.close().await.unwrap_or_else(|e| panic!("close {path}: {e}"));
+    out.close()
+        .await
+        .unwrap_or_else(|e| panic!("close {path}: {e}"));
 }
 
 async fn read(fs: &FileSystem, path: &str, read_type: ReadType) -> Vec<u8> {
@@ -120,15 +124,24 @@ fn every_write_type_and_read_type_round_trips() {
         read(&fs, path, ReadType::NoCache).await;
         assert_eq!(fs.get_status(path).await.unwrap().in_alluvium_percentage, 0);
         read(&fs, path, ReadType::Cache).await;
-        eventually("read-through caches the file", Duration::from_secs(10), || async {
-            fs.get_status(path).await.unwrap().in_alluvium_percentage == 100
-        })
+        eventually(
+            "read-through caches the file",
+            Duration::from_secs(10),
+            || async { fs.get_status(path).await.unwrap().in_alluvium_percentage == 100 },
+        )
         .await;
 
         // Positioned reads and seeks across block boundaries.
-        let path = format!("/rt/{}/f{}", WriteType::MustCache.as_str_name(), 2 * MIB + 12_345);
+        let path = format!(
+            "/rt/{}/f{}",
+            WriteType::MustCache.as_str_name(),
+            2 * MIB + 12_345
+        );
         let bytes = data(2 * MIB + 12_345, 1 + 2);
-        let mut input = fs.open_file(&path, OpenFileOptions::default()).await.unwrap();
+        let mut input = fs
+            .open_file(&path, OpenFileOptions::default())
+            .await
+            .unwrap();
         let mut buf = vec![0u8; 100_000];
         for offset in [0usize, MIB - 50_000, 2 * MIB - 1, 2 * MIB + 12_345 - 10] {
             let n = input.read_at(offset as u64, &mut buf).await.unwrap();
@@ -205,17 +218,26 @@ fn remote_reads_and_writes_work_without_short_circuit() {
 fn local_reads_use_short_circuit_and_it_shows_in_metrics() {
     let cluster = Cluster::start(ClusterOptions::default());
     let rt = runtime();
-    let fs = rt.block_on(FileSystem::connect(&cluster.client_config())).unwrap();
+    let fs = rt
+        .block_on(FileSystem::connect(&cluster.client_config()))
+        .unwrap();
     let bytes = data(2 * MIB + 5, 11);
     rt.block_on(write(&fs, "/sc/f", &bytes, opts(WriteType::MustCache)));
     // Worker metrics are read with a blocking HTTP client, so outside the runtime.
-    let opens =
-        |c: &Cluster| metric_sum(&c.worker_metrics(0), "alluvium_worker_short_circuit_opens_total");
+    let opens = |c: &Cluster| {
+        metric_sum(
+            &c.worker_metrics(0),
+            "alluvium_worker_short_circuit_opens_total",
+        )
+    };
     let before = opens(&cluster);
     let got = rt.block_on(read(&fs, "/sc/f", ReadType::Cache));
     assert_eq!(md5_hex(&got), md5_hex(&bytes));
     let after = opens(&cluster);
-    assert!(after >= before + 3.0, "short-circuit opens {before} -> {after}");
+    assert!(
+        after >= before + 3.0,
+        "short-circuit opens {before} -> {after}"
+    );
     let m = fs.metrics().snapshot();
     assert_eq!(m.bytes_read_short_circuit, bytes.len() as u64);
     assert_eq!(m.bytes_read_remote, 0);
@@ -250,21 +272,32 @@ fn eviction_moves_blocks_from_mem_to_ssd_and_pinned_files_stay_in_mem() {
             files.push((path, bytes));
         }
         // Locations reach the master with heartbeats: poll.
-        eventually("blocks moved down to SSD", Duration::from_secs(15), || async {
-            for (p, _) in &files {
-                if tiers_of(&fs, p).await.contains(&"SSD".to_string()) {
-                    return true;
+        eventually(
+            "blocks moved down to SSD",
+            Duration::from_secs(15),
+            || async {
+                for (p, _) in &files {
+                    if tiers_of(&fs, p).await.contains(&"SSD".to_string()) {
+                        return true;
+                    }
                 }
-            }
-            false
-        })
+                false
+            },
+        )
         .await;
         assert_eq!(tiers_of(&fs, "/ev/pinned").await, vec!["MEM".to_string()]);
         // Nothing was lost on the way down.
         for (path, bytes) in &files {
-            assert_eq!(md5_hex(&read(&fs, path, ReadType::Cache).await), md5_hex(bytes), "{path}");
+            assert_eq!(
+                md5_hex(&read(&fs, path, ReadType::Cache).await),
+                md5_hex(bytes),
+                "{path}"
+            );
         }
-        assert_eq!(md5_hex(&read(&fs, "/ev/pinned", ReadType::Cache).await), md5_hex(&pinned));
+        assert_eq!(
+            md5_hex(&read(&fs, "/ev/pinned", ReadType::Cache).await),
+            md5_hex(&pinned)
+        );
     });
 }
 
@@ -277,8 +310,17 @@ fn a_full_tier_of_unpersisted_data_refuses_writes_and_says_why() {
     let rt = runtime();
     rt.block_on(async {
         let fs = FileSystem::connect(&cluster.client_config()).await.unwrap();
-        write(&fs, "/full/a", &data(2 * MIB, 1), opts(WriteType::MustCache)).await;
-        let mut out = fs.create_file("/full/b", opts(WriteType::MustCache)).await.unwrap();
+        write(
+            &fs,
+            "/full/a",
+            &data(2 * MIB, 1),
+            opts(WriteType::MustCache),
+        )
+        .await;
+        let mut out = fs
+            .create_file("/full/b", opts(WriteType::MustCache))
+            .await
+            .unwrap();
         let mut err = None;
         for piece in data(MIB, 2).chunks(64 * 1024) {
             if let Err(e) = out.write(piece).await {
@@ -288,7 +330,10 @@ fn a_full_tier_of_unpersisted_data_refuses_writes_and_says_why() {
         }
         let err = match err {
             Some(e) => e,
-            None => out.close().await.expect_err("a full tier of unpersisted blocks must refuse"),
+            None => out
+                .close()
+                .await
+                .expect_err("a full tier of unpersisted blocks must refuse"),
         };
         assert_eq!(err.code, ErrorCode::ResourceExhausted, "{err}");
         assert!(err.message.contains("not persisted"), "{err}");
@@ -380,8 +425,14 @@ fn namespace_and_data_survive_kill_9_of_the_master() {
         let fs = FileSystem::connect(&cluster.client_config()).await.unwrap();
         assert_eq!(snapshot(&fs).await, before);
         // The worker re-registered its blocks, so the cache-only file is readable again.
-        assert_eq!(md5_hex(&read(&fs, "/k/a/b/cached", ReadType::Cache).await), md5_hex(&cached));
-        assert_eq!(md5_hex(&read(&fs, "/k/durable2", ReadType::Cache).await), md5_hex(&durable));
+        assert_eq!(
+            md5_hex(&read(&fs, "/k/a/b/cached", ReadType::Cache).await),
+            md5_hex(&cached)
+        );
+        assert_eq!(
+            md5_hex(&read(&fs, "/k/durable2", ReadType::Cache).await),
+            md5_hex(&durable)
+        );
     });
 }
 
@@ -404,7 +455,10 @@ fn ufs_files_appear_under_a_mount() {
     std::fs::write(ext.join("new.txt"), "gamma").unwrap();
     std::fs::remove_file(ext.join("a.txt")).unwrap();
     let ls = stdout(&cluster.fs(&["ls", "/ext"]));
-    assert!(ls.contains("/ext/new.txt") && !ls.contains("/ext/a.txt"), "{ls}");
+    assert!(
+        ls.contains("/ext/new.txt") && !ls.contains("/ext/a.txt"),
+        "{ls}"
+    );
 
     // Files written under the mount land at the same relative path in the UFS.
     let local = cluster.dir.path().join("up.txt");
@@ -414,7 +468,10 @@ fn ufs_files_appear_under_a_mount() {
         &[("ALLUVIUM_CLIENT__WRITE_TYPE", "CACHE_THROUGH")],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(ext.join("sub/up.txt")).unwrap(), "delta");
+    assert_eq!(
+        std::fs::read_to_string(ext.join("sub/up.txt")).unwrap(),
+        "delta"
+    );
 
     let out = cluster.fs(&["unmount", "/ext"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -441,7 +498,12 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
     assert_one_line_error(&cluster.fs(&["cat", "/nope/x"]), 3, "cat", "/nope/x");
     assert_one_line_error(&cluster.fs(&["ls", "/../etc"]), 2, "ls", "escapes");
     assert_one_line_error(&cluster.fs(&["mkdir", "/a/../../b"]), 2, "mkdir", "escapes");
-    assert_one_line_error(&cluster.fs(&["mount", "/x", "ftp://host/y"]), 2, "mount", "ftp");
+    assert_one_line_error(
+        &cluster.fs(&["mount", "/x", "ftp://host/y"]),
+        2,
+        "mount",
+        "ftp",
+    );
     let secret = "TOPSECRETVALUE42";
     let out = cluster.fs(&[
         "mount",
@@ -456,7 +518,10 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
     ]);
     assert_one_line_error(&out, 5, "mount", "s3://bucket/prefix");
     assert!(!stderr(&out).contains(secret), "secrets never printed");
-    assert!(!cluster.log("master.log").contains(secret), "secrets never logged");
+    assert!(
+        !cluster.log("master.log").contains(secret),
+        "secrets never logged"
+    );
 
     // Nothing changed.
     assert_eq!(stdout(&cluster.fs(&["ls", "-R", "/"])), before);
@@ -470,15 +535,19 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
         ],
     );
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert_eq!(stderr(&out).trim_end().lines().count(), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end().lines().count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn permissions_are_enforced_for_other_users() {
     let cluster = Cluster::start(ClusterOptions::default());
-    let as_user = |user: &str, args: &[&str]| {
-        cluster.fs_with_env(args, &[("ALLUVIUM_CLIENT__USER", user)])
-    };
+    let as_user =
+        |user: &str, args: &[&str]| cluster.fs_with_env(args, &[("ALLUVIUM_CLIENT__USER", user)]);
     // The test runs as the master's user: a superuser.
     assert!(cluster.fs(&["mkdir", "/shared"]).status.success());
     let rt = runtime();
@@ -500,7 +569,13 @@ fn permissions_are_enforced_for_other_users() {
             .create_directory("/shared/alice", CreateDirectoryOptions::default())
             .await
             .unwrap();
-        write(&alice, "/shared/alice/private", b"alice's", opts(WriteType::MustCache)).await;
+        write(
+            &alice,
+            "/shared/alice/private",
+            b"alice's",
+            opts(WriteType::MustCache),
+        )
+        .await;
         alice
             .set_attribute(
                 "/shared/alice",
@@ -526,17 +601,41 @@ fn permissions_are_enforced_for_other_users() {
     });
     let local = cluster.dir.path().join("x.txt");
     std::fs::write(&local, "x").unwrap();
-    assert_one_line_error(&as_user("bob", &["ls", "/shared/alice"]), 4, "ls", "/shared/alice");
-    assert_one_line_error(&as_user("bob", &["cat", "/shared/alice/private"]), 4, "cat", "/shared/alice");
     assert_one_line_error(
-        &as_user("bob", &["copyFromLocal", local.to_str().unwrap(), "/shared/alice/x"]),
+        &as_user("bob", &["ls", "/shared/alice"]),
+        4,
+        "ls",
+        "/shared/alice",
+    );
+    assert_one_line_error(
+        &as_user("bob", &["cat", "/shared/alice/private"]),
+        4,
+        "cat",
+        "/shared/alice",
+    );
+    assert_one_line_error(
+        &as_user(
+            "bob",
+            &["copyFromLocal", local.to_str().unwrap(), "/shared/alice/x"],
+        ),
         4,
         "copyFromLocal",
         "/shared/alice",
     );
-    assert_one_line_error(&as_user("bob", &["rm", "-R", "/shared/alice"]), 4, "rm", "/shared/alice");
+    assert_one_line_error(
+        &as_user("bob", &["rm", "-R", "/shared/alice"]),
+        4,
+        "rm",
+        "/shared/alice",
+    );
     assert_one_line_error(&as_user("bob", &["mkdir", "/bob"]), 4, "mkdir", "/bob");
     // The owner and the superuser still can.
-    assert_eq!(stdout(&as_user("alice", &["cat", "/shared/alice/private"])), "alice's");
-    assert_eq!(stdout(&cluster.fs(&["cat", "/shared/alice/private"])), "alice's");
+    assert_eq!(
+        stdout(&as_user("alice", &["cat", "/shared/alice/private"])),
+        "alice's"
+    );
+    assert_eq!(
+        stdout(&cluster.fs(&["cat", "/shared/alice/private"])),
+        "alice's"
+    );
 }

@@ -16,7 +16,13 @@ struct Local {
 
 fn start_local(data_dir: &std::path::Path, ports: &[u16; 4]) -> Local {
     let mut child = Command::new(BIN)
-        .args(["local", "--data-dir", data_dir.to_str().unwrap(), "--mem", "32MiB"])
+        .args([
+            "local",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--mem",
+            "32MiB",
+        ])
         .env("ALLUVIUM_MASTER__RPC_PORT", ports[0].to_string())
         .env("ALLUVIUM_MASTER__WEB_PORT", ports[1].to_string())
         .env("ALLUVIUM_WORKER__RPC_PORT", ports[2].to_string())
@@ -87,8 +93,14 @@ fn local_runs_stops_cleanly_and_finds_everything_after_restart() {
 
     let local = start_local(&data_dir, &ports);
     let banner = local.lines.join("\n");
-    assert!(banner.contains(&format!("localhost:{}", ports[0])), "{banner}");
-    assert!(banner.contains(&format!("http://localhost:{}", ports[1])), "{banner}");
+    assert!(
+        banner.contains(&format!("localhost:{}", ports[0])),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("http://localhost:{}", ports[1])),
+        "{banner}"
+    );
     let mem_dir = local
         .lines
         .iter()
@@ -104,7 +116,11 @@ fn local_runs_stops_cleanly_and_finds_everything_after_restart() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = fs(
         ports[0],
-        &["copyFromLocal", file.to_str().unwrap(), "/data/raw/hello.txt"],
+        &[
+            "copyFromLocal",
+            file.to_str().unwrap(),
+            "/data/raw/hello.txt",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     interrupt(local);

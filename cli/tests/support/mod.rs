@@ -81,7 +81,10 @@ impl Cluster {
                 .tempdir_in("/dev/shm")
                 .expect("shm dir")
         } else {
-            tempfile::Builder::new().prefix("alluvium-e2e-").tempdir().expect("mem dir")
+            tempfile::Builder::new()
+                .prefix("alluvium-e2e-")
+                .tempdir()
+                .expect("mem dir")
         };
         let ufs_dir = dir.path().join("ufs");
         std::fs::create_dir_all(&ufs_dir).unwrap();
@@ -95,7 +98,11 @@ impl Cluster {
             dir,
             shm,
         };
-        std::fs::write(cluster.dir.path().join("master.toml"), cluster.master_toml()).unwrap();
+        std::fs::write(
+            cluster.dir.path().join("master.toml"),
+            cluster.master_toml(),
+        )
+        .unwrap();
         std::fs::write(cluster.client_config_path(), cluster.client_toml()).unwrap();
         cluster.start_master();
         for i in 0..opts.workers {
@@ -177,7 +184,10 @@ impl Cluster {
             .unwrap();
         Command::new(BIN)
             .args(args)
-            .env("ALLUVIUM_LOG", "info,alluvium_master=debug,alluvium_worker=debug")
+            .env(
+                "ALLUVIUM_LOG",
+                "info,alluvium_master=debug,alluvium_worker=debug",
+            )
             .env_remove("ALLUVIUM_CONFIG")
             .env_remove("ALLUVIUM_MASTER")
             .stdin(Stdio::null())
@@ -192,7 +202,9 @@ impl Cluster {
         let child = self.spawn(&["master", "--config", cfg.to_str().unwrap()], "master.log");
         self.master = Some(child);
         let url = format!("http://127.0.0.1:{}/healthz", self.master_web);
-        wait_for("master /healthz", Duration::from_secs(30), || http_get(&url).is_ok());
+        wait_for("master /healthz", Duration::from_secs(30), || {
+            http_get(&url).is_ok()
+        });
     }
 
     pub fn start_worker(&mut self, i: usize) {
@@ -203,7 +215,9 @@ impl Cluster {
         );
         self.workers[i].child = Some(child);
         let url = format!("http://127.0.0.1:{}/healthz", self.workers[i].web);
-        wait_for("worker /healthz", Duration::from_secs(30), || http_get(&url).is_ok());
+        wait_for("worker /healthz", Duration::from_secs(30), || {
+            http_get(&url).is_ok()
+        });
     }
 
     /// SIGKILL, as a crash would.
@@ -224,12 +238,18 @@ impl Cluster {
     /// Waits until the master lists `n` live workers.
     pub fn wait_live_workers(&self, n: usize) {
         let rt = runtime();
-        let fs = rt.block_on(FileSystem::connect(&self.client_config())).expect("connect");
-        wait_for(&format!("{n} live workers"), Duration::from_secs(30), || {
-            rt.block_on(fs.workers())
-                .map(|ws| ws.iter().filter(|w| w.state == "LIVE").count() == n)
-                .unwrap_or(false)
-        });
+        let fs = rt
+            .block_on(FileSystem::connect(&self.client_config()))
+            .expect("connect");
+        wait_for(
+            &format!("{n} live workers"),
+            Duration::from_secs(30),
+            || {
+                rt.block_on(fs.workers())
+                    .map(|ws| ws.iter().filter(|w| w.state == "LIVE").count() == n)
+                    .unwrap_or(false)
+            },
+        );
     }
 
     /// The client configuration tests use with the library.
@@ -368,8 +388,7 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
-            l.starts_with(name)
-                && matches!(l.as_bytes().get(name.len()), Some(b' ') | Some(b'{'))
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ') | Some(b'{'))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use alluvium_common::{ids, time::now_ms, Error, Result};
+use alluvium_common::{ids, time::now_ms, ByteSize, Error, Result};
 use alluvium_proto::{BlockReport, TierBlocks, TierUsage};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -284,26 +284,47 @@ impl BlockStore {
             };
             let mut chosen = None;
             let mut why = Vec::new();
-            for t in first..last {
-                let mut planner = Planner::new(&inner, &self.tiers, None);
-                if let Some(d) = planner.room_in_tier(t, r.bytes) {
-                    chosen = Some((Loc { tier: t, dir: d }, planner.into_ops()));
+            // First pass: the whole request, fastest tier first. Second pass (only when no tier
+            // can take it whole): the request is an upper bound (the block size) and the block
+            // may end much shorter, so reserve what one dir can hold; the reservation shrinks
+            // at commit, or grows within the dir. Small files then fit tiers smaller than a block.
+            for capped in [false, true] {
+                why.clear();
+                for t in first..last {
+                    let biggest = self.tiers[t]
+                        .dirs
+                        .iter()
+                        .map(|d| d.capacity)
+                        .max()
+                        .unwrap_or(0);
+                    let want = if capped {
+                        r.bytes.min(biggest).max(1)
+                    } else {
+                        r.bytes
+                    };
+                    let mut planner = Planner::new(&inner, &self.tiers, None);
+                    if let Some(d) = planner.room_in_tier(t, want) {
+                        chosen = Some((Loc { tier: t, dir: d }, planner.into_ops(), want));
+                        break;
+                    }
+                    why.push(shortage_message(&inner, &self.tiers, t, want));
+                }
+                if chosen.is_some() {
                     break;
                 }
-                why.push(shortage_message(&inner, &self.tiers, t, r.bytes));
             }
-            let Some((loc, ops)) = chosen else {
+            let Some((loc, ops, reserved)) = chosen else {
                 let msg = why.join("; ");
                 tracing::warn!(block_id = r.block_id, "{msg}");
                 return Err(Error::resource_exhausted(msg));
             };
             let execs = self.apply(&mut inner, ops);
-            inner.add_used(loc, r.bytes);
+            inner.add_used(loc, reserved);
             inner.temps.insert(
                 key,
                 TempBlock {
                     loc,
-                    reserved: r.bytes,
+                    reserved,
                     pinned: r.pinned,
                     durable: r.durable,
                     created: Instant::now(),
@@ -322,7 +343,7 @@ impl BlockStore {
             block_id = r.block_id,
             session = r.session_id,
             tier = self.alias(loc.tier),
-            bytes = r.bytes,
+            bytes = r.bytes.min(self.tiers[loc.tier].dirs[loc.dir].capacity),
             "reserved"
         );
         Ok(TempLocation {
@@ -343,6 +364,15 @@ impl BlockStore {
                 return Ok(());
             }
             let (loc, extra) = (tb.loc, total - tb.reserved);
+            let dir_capacity = self.tiers[loc.tier].dirs[loc.dir].capacity;
+            if total > dir_capacity {
+                return Err(Error::resource_exhausted(format!(
+                    "block {block_id} grew to {} in tier {}: larger than the biggest dir of the tier ({})",
+                    ByteSize::human(total),
+                    self.alias(loc.tier),
+                    ByteSize::human(dir_capacity)
+                )));
+            }
             let mut planner = Planner::new(&inner, &self.tiers, None);
             if !planner.free_in_dir(loc.tier, loc.dir, extra) {
                 let msg = shortage_message(&inner, &self.tiers, loc.tier, extra);
