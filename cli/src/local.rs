@@ -4,9 +4,11 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use alluvium_common::config::S3Credential;
 use alluvium_common::config::TierConfig;
 use alluvium_common::{ByteSize, Config, Error, Result};
 use alluvium_master::MasterServer;
+use alluvium_proxy::ProxyServer;
 use alluvium_worker::WorkerServer;
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +56,23 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
+    let mut proxy_config = worker_config_for_proxy(&config, master.rpc_addr().port());
+    let generated_keys = if proxy_config.proxy.s3_credentials.is_empty() {
+        let path = args.data_dir.join("s3-credentials.toml");
+        proxy_config.proxy.s3_credentials = vec![local_s3_credential(&path)?];
+        Some(path)
+    } else {
+        None
+    };
+    let proxy = match ProxyServer::start(proxy_config.clone()).await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = worker.shutdown().await;
+            let _ = master.shutdown().await;
+            return Err(e);
+        }
+    };
+
     println!("Alluvium {} is running locally.", alluvium_common::VERSION);
     println!("  master    localhost:{} (gRPC)", master.rpc_addr().port());
     println!("  web UI    http://localhost:{}", master.web_addr().port());
@@ -71,6 +90,22 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
             t.dirs[0].display()
         );
     }
+    println!("  S3        http://localhost:{}", proxy.s3_addr().port());
+    match &generated_keys {
+        Some(path) => println!(
+            "            access key {} (secret in {})",
+            proxy_config.proxy.s3_credentials[0].access_key_id,
+            path.display()
+        ),
+        None => println!(
+            "            {} access key(s) from the configuration",
+            proxy_config.proxy.s3_credentials.len()
+        ),
+    }
+    println!(
+        "  WebHDFS   http://localhost:{0} (webhdfs://localhost:{0}/)",
+        proxy.webhdfs_addr().port()
+    );
     println!("  root UFS  {}", config.master.root_ufs);
     println!("  data dir  {}", args.data_dir.display());
     println!("Try `alluvium fs ls /` in another shell. Stop with Ctrl-C.");
@@ -78,9 +113,60 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
 
     crate::servers::shutdown_signal().await;
     println!("Shutting down...");
+    let p = proxy.shutdown().await;
     let w = worker.shutdown().await;
     let m = master.shutdown().await;
-    w.and(m)
+    p.and(w).and(m)
+}
+
+fn worker_config_for_proxy(config: &Config, master_port: u16) -> Config {
+    let mut c = config.clone();
+    c.master_address = format!("127.0.0.1:{master_port}");
+    c
+}
+
+/// The S3 key pair of a local cluster: made once, kept in the data dir (mode 0600) so that
+/// restarts and scripts keep working, and never printed.
+fn local_s3_credential(path: &Path) -> Result<S3Credential> {
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Stored {
+        access_key_id: String,
+        secret_access_key: String,
+    }
+    let user = alluvium_common::identity::Caller::current_process().user;
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let s: Stored = toml::from_str(&text)
+            .map_err(|e| Error::invalid_argument(format!("{}: {e}", path.display())))?;
+        return Ok(S3Credential {
+            access_key_id: s.access_key_id,
+            secret_access_key: s.secret_access_key,
+            user,
+        });
+    }
+    let hex = |n: usize| -> String {
+        (0..n)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect()
+    };
+    let stored = Stored {
+        access_key_id: format!("AL{}", hex(9).to_uppercase()),
+        secret_access_key: hex(20),
+    };
+    let text = toml::to_string(&stored).map_err(|e| Error::internal(e.to_string()))?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::from(e).context(format!("cannot write {}", path.display())))?;
+    f.write_all(text.as_bytes()).map_err(Error::from)?;
+    Ok(S3Credential {
+        access_key_id: stored.access_key_id,
+        secret_access_key: stored.secret_access_key,
+        user,
+    })
 }
 
 /// The configuration of a local cluster: the loaded config with the data-dir layout applied.

@@ -41,6 +41,8 @@ enum Command {
     Master,
     /// Run a worker (tiered block cache).
     Worker,
+    /// Run the gateways for existing tools: the S3 API and the WebHDFS REST API.
+    Proxy,
     /// File system commands, with Alluxio's names (`alluvium fs help`).
     Fs {
         #[command(subcommand)]
@@ -63,7 +65,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_server = matches!(
         cli.command,
-        Command::Local(_) | Command::Master | Command::Worker | Command::Operator(_)
+        Command::Local(_)
+            | Command::Master
+            | Command::Worker
+            | Command::Proxy
+            | Command::Operator(_)
     );
     if let Command::Crds = cli.command {
         print!("{}", alluvium_crds::crds_yaml());
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
             Command::Local(args) => ("local", local::run(config, args).await),
             Command::Master => ("master", servers::run_master(config).await),
             Command::Worker => ("worker", servers::run_worker(config).await),
+            Command::Proxy => ("proxy", servers::run_proxy(config).await),
             Command::Fs { command } => {
                 let name = command.name();
                 (name, alluvium_client::shell::run_fs(&config, command).await)

@@ -2,6 +2,7 @@
 
 use alluvium_common::{Config, Result};
 use alluvium_master::MasterServer;
+use alluvium_proxy::ProxyServer;
 use alluvium_worker::WorkerServer;
 
 pub async fn run_master(config: Config) -> Result<()> {
@@ -18,6 +19,14 @@ pub async fn run_worker(config: Config) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down the worker");
     worker.shutdown().await
+}
+
+pub async fn run_proxy(config: Config) -> Result<()> {
+    let proxy = ProxyServer::start(config).await?;
+    tracing::info!(s3 = %proxy.s3_addr(), webhdfs = %proxy.webhdfs_addr(), "proxy running");
+    shutdown_signal().await;
+    tracing::info!("shutting down the proxy");
+    proxy.shutdown().await
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

@@ -14,7 +14,7 @@ struct Local {
     lines: Vec<String>,
 }
 
-fn start_local(data_dir: &std::path::Path, ports: &[u16; 4]) -> Local {
+fn start_local(data_dir: &std::path::Path, ports: &[u16; 6]) -> Local {
     let mut child = Command::new(BIN)
         .args([
             "local",
@@ -27,6 +27,9 @@ fn start_local(data_dir: &std::path::Path, ports: &[u16; 4]) -> Local {
         .env("ALLUVIUM_MASTER__WEB_PORT", ports[1].to_string())
         .env("ALLUVIUM_WORKER__RPC_PORT", ports[2].to_string())
         .env("ALLUVIUM_WORKER__WEB_PORT", ports[3].to_string())
+        .env("ALLUVIUM_PROXY__S3_PORT", ports[4].to_string())
+        .env("ALLUVIUM_PROXY__WEBHDFS_PORT", ports[5].to_string())
+        .env("ALLUVIUM_PROXY__BIND_HOST", "127.0.0.1")
         .env("ALLUVIUM_MASTER__BIND_HOST", "127.0.0.1")
         .env("ALLUVIUM_WORKER__BIND_HOST", "127.0.0.1")
         .env_remove("ALLUVIUM_CONFIG")
@@ -89,7 +92,14 @@ fn interrupt(mut local: Local) {
 fn local_runs_stops_cleanly_and_finds_everything_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
 
     let local = start_local(&data_dir, &ports);
     let banner = local.lines.join("\n");

@@ -29,6 +29,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub client: ClientConfig,
     pub security: SecurityConfig,
+    /// The S3 and WebHDFS gateways (`alluvium proxy`).
+    #[serde(default)]
+    pub proxy: ProxyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -152,8 +155,72 @@ impl std::fmt::Debug for SecurityConfig {
         f.debug_struct("SecurityConfig")
             .field(
                 "cluster_secret",
-                &if self.cluster_secret.is_empty() { "" } else { "******" },
+                &if self.cluster_secret.is_empty() {
+                    ""
+                } else {
+                    "******"
+                },
             )
+            .finish()
+    }
+}
+
+/// The HTTP gateways: the S3 API and the WebHDFS REST API over the cluster.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address both gateways bind to.
+    pub bind_host: String,
+    /// S3 API port (0 = a free port).
+    pub s3_port: u16,
+    /// WebHDFS REST API port (0 = a free port).
+    pub webhdfs_port: u16,
+    /// Access keys the S3 gateway accepts; each maps to the user requests run as.
+    pub s3_credentials: Vec<S3Credential>,
+    /// Region of AWS Signature V4 scopes.
+    pub region: String,
+}
+
+/// One S3 access key pair and the Alluvium user it acts as.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub user: String,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            bind_host: "0.0.0.0".into(),
+            s3_port: 39999,
+            webhdfs_port: 9870,
+            s3_credentials: Vec::new(),
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("bind_host", &self.bind_host)
+            .field("s3_port", &self.s3_port)
+            .field("webhdfs_port", &self.webhdfs_port)
+            .field("s3_credentials", &self.s3_credentials)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for S3Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never log secrets; the key id is not secret and helps to tell keys apart.
+        f.debug_struct("S3Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"******")
+            .field("user", &self.user)
             .finish()
     }
 }
@@ -166,6 +233,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             client: ClientConfig::default(),
             security: SecurityConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -289,7 +357,10 @@ impl Config {
             let value = parse_env_value(&v);
             fig = fig.merge(Serialized::default(&key, value));
         }
-        if let Some(addr) = env.get("ALLUVIUM_MASTER").or(env.get("ALLUVIUM_MASTER_ADDRESS")) {
+        if let Some(addr) = env
+            .get("ALLUVIUM_MASTER")
+            .or(env.get("ALLUVIUM_MASTER_ADDRESS"))
+        {
             fig = fig.merge(Serialized::default("master_address", addr));
         }
         let config: Config = fig.extract().map_err(|e| {
@@ -305,7 +376,11 @@ impl Config {
 
     /// Checks what the types cannot: ports, watermarks, tiers, names.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::invalid_argument(format!("invalid configuration: {m}")));
+        let bad = |m: String| {
+            Err(Error::invalid_argument(format!(
+                "invalid configuration: {m}"
+            )))
+        };
         if self.master_address.trim().is_empty() {
             return bad("master_address is empty".into());
         }
@@ -320,7 +395,10 @@ impl Config {
                 w.low_watermark, w.high_watermark
             ));
         }
-        if !matches!(w.eviction_policy.to_ascii_uppercase().as_str(), "LRU" | "LRFU") {
+        if !matches!(
+            w.eviction_policy.to_ascii_uppercase().as_str(),
+            "LRU" | "LRFU"
+        ) {
             return bad(format!(
                 "worker.eviction_policy '{}' is not LRU or LRFU",
                 w.eviction_policy
@@ -329,7 +407,10 @@ impl Config {
         let mut aliases = std::collections::HashSet::new();
         for t in &w.tiers {
             if t.alias.is_empty() || !aliases.insert(t.alias.to_ascii_uppercase()) {
-                return bad(format!("worker tier alias '{}' is empty or repeated", t.alias));
+                return bad(format!(
+                    "worker tier alias '{}' is empty or repeated",
+                    t.alias
+                ));
             }
             if t.dirs.is_empty() {
                 return bad(format!("worker tier {} has no dirs", t.alias));
@@ -520,6 +601,14 @@ quota = ["1GB", "3GB"]
     fn secrets_are_not_debug_printed() {
         let mut c = Config::default();
         c.security.cluster_secret = "hunter2".into();
-        assert!(!format!("{c:?}").contains("hunter2"));
+        c.proxy.s3_credentials.push(S3Credential {
+            access_key_id: "AKID".into(),
+            secret_access_key: "s3cr3t-key".into(),
+            user: "alice".into(),
+        });
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("s3cr3t-key"));
+        assert!(shown.contains("AKID"));
     }
 }
