@@ -50,7 +50,9 @@ impl BenchCluster {
         config.worker.tiers = vec![TierConfig {
             alias: "MEM".into(),
             dirs: vec![shm.path().join("worker-mem")],
-            quota: vec![ByteSize(size * 3 + (256 << 20))],
+            // Deleted files free their blocks at the worker's next heartbeat, not at once: leave
+            // room for several runs' files at a time. Only what is written uses /dev/shm.
+            quota: vec![ByteSize(size * 8 + (512 << 20))],
             ..TierConfig::default()
         }];
         // Room for the files being measured: nothing should be evicted during a run.

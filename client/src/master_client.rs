@@ -42,7 +42,8 @@ pub fn endpoint(address: &str, connect_timeout: Duration) -> Result<Endpoint> {
         .map_err(|e| Error::invalid_argument(format!("invalid address '{address}': {e}")))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
-        .http2_adaptive_window(true)
+        .initial_stream_window_size(Some(alluvium_proto::STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(alluvium_proto::CONNECTION_WINDOW_BYTES))
         // A peer that vanishes mid-stream (a killed worker) is noticed in seconds, not at the
         // TCP timeout, so reads fall back to another location quickly.
         .http2_keep_alive_interval(Duration::from_secs(10))

@@ -157,6 +157,11 @@ impl MasterServer {
         let mut rx = stop_rx.clone();
         let rpc_task = tokio::spawn(
             tonic::transport::Server::builder()
+                // Block data moves in 1 MiB chunks: HTTP/2's default 64 KiB windows and 16 KiB
+                // frames would cap a stream far below what loopback or a LAN carries.
+                .initial_stream_window_size(Some(alluvium_proto::STREAM_WINDOW_BYTES))
+                .initial_connection_window_size(Some(alluvium_proto::CONNECTION_WINDOW_BYTES))
+                .max_frame_size(Some(alluvium_proto::MAX_FRAME_BYTES))
                 .add_service(InterceptedService::new(fs, secret.clone()))
                 .add_service(InterceptedService::new(bm, secret))
                 .serve_with_incoming_shutdown(

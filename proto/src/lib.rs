@@ -17,3 +17,9 @@ pub const SECRET_HEADER: &str = "x-alluvium-secret";
 
 /// Messages may carry data chunks of a few MiB; allow well above the chunk size.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// HTTP/2 flow-control windows and frame size for every Alluvium channel: block data streams in
+/// 1 MiB chunks, and the 64 KiB default windows would stall each stream every few frames.
+pub const STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+pub const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
+pub const MAX_FRAME_BYTES: u32 = 1024 * 1024;

@@ -108,6 +108,9 @@ impl Persister {
         let channel = Endpoint::from_shared(format!("http://{key}"))
             .map_err(|e| Error::invalid_argument(format!("bad worker address {key}: {e}")))?
             .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(alluvium_proto::STREAM_WINDOW_BYTES))
+            .initial_connection_window_size(Some(alluvium_proto::CONNECTION_WINDOW_BYTES))
             .connect_lazy();
         self.peers.lock().insert(key, channel.clone());
         Ok(channel)

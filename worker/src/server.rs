@@ -120,6 +120,11 @@ impl WorkerServer {
         let mut stop = rx.clone();
         tasks.push(tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
+                // Block data moves in 1 MiB chunks: HTTP/2's default 64 KiB windows and 16 KiB
+                // frames would cap a stream far below what loopback or a LAN carries.
+                .initial_stream_window_size(Some(alluvium_proto::STREAM_WINDOW_BYTES))
+                .initial_connection_window_size(Some(alluvium_proto::CONNECTION_WINDOW_BYTES))
+                .max_frame_size(Some(alluvium_proto::MAX_FRAME_BYTES))
                 .add_service(grpc)
                 .serve_with_incoming_shutdown(
                     // TCP_NODELAY: without it, small replies and stream trailers wait for the
