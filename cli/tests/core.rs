@@ -639,3 +639,32 @@ fn permissions_are_enforced_for_other_users() {
         "alice's"
     );
 }
+
+#[test]
+fn load_right_after_free_keeps_the_file_cached() {
+    let cluster = Cluster::start(ClusterOptions::default());
+    let rt = runtime();
+    rt.block_on(async {
+        let fs = FileSystem::connect(&cluster.client_config()).await.unwrap();
+        let bytes = data(2 * MIB + 1, 31);
+        write(&fs, "/fl/f", &bytes, opts(WriteType::CacheThrough)).await;
+        fs.free("/fl/f", false, false).await.unwrap();
+        // The worker drops freed blocks at its next heartbeat; a load before that must not be
+        // undone by the queued removal.
+        fs.load("/fl/f", false).await.unwrap();
+        assert_eq!(
+            fs.get_status("/fl/f").await.unwrap().in_alluvium_percentage,
+            100
+        );
+        // Several heartbeats (200 ms each) later, it is still cached.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            fs.get_status("/fl/f").await.unwrap().in_alluvium_percentage,
+            100
+        );
+        assert_eq!(
+            md5_hex(&read(&fs, "/fl/f", ReadType::Cache).await),
+            md5_hex(&bytes)
+        );
+    });
+}

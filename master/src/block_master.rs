@@ -348,6 +348,9 @@ impl BlockMaster {
         }
         let ordinal = worker.ordinal_of(&req.tier);
         worker.blocks.insert(req.block_id);
+        // A block committed again (re-cached right after a free) must not be removed by the
+        // removal still queued for this worker.
+        worker.to_remove.remove(&req.block_id);
         let meta = inner.blocks.entry(req.block_id).or_default();
         meta.length = Some(req.length);
         add_location(meta, req.worker_id, &req.tier, ordinal);

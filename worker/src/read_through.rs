@@ -147,7 +147,11 @@ impl ReadThrough {
         chunk: usize,
     ) -> Result<(bool, String)> {
         loop {
-            if let Some((tier, _)) = self.store.info(block_id) {
+            if let Some((tier, length)) = self.store.info(block_id) {
+                // Already here, but the master may have just dropped this location (a `free`
+                // whose removal has not reached this worker yet): announce it again, which also
+                // cancels the pending removal, so a load right after a free keeps the block.
+                self.master.commit_block(block_id, length, &tier).await;
                 return Ok((false, tier));
             }
             match self.claim(block_id) {
