@@ -78,9 +78,7 @@ impl ErrorCode {
                 ErrorCode::PermissionDenied
             }
             tonic::Code::InvalidArgument | tonic::Code::OutOfRange => ErrorCode::InvalidArgument,
-            tonic::Code::FailedPrecondition | tonic::Code::Aborted => {
-                ErrorCode::FailedPrecondition
-            }
+            tonic::Code::FailedPrecondition | tonic::Code::Aborted => ErrorCode::FailedPrecondition,
             tonic::Code::Unavailable => ErrorCode::Unavailable,
             tonic::Code::ResourceExhausted => ErrorCode::ResourceExhausted,
             tonic::Code::Unimplemented => ErrorCode::Unimplemented,

@@ -70,7 +70,10 @@ impl Caller {
 
     /// The primary group (the first one), or the user name when the OS knows no group.
     pub fn primary_group(&self) -> &str {
-        self.groups.first().map(String::as_str).unwrap_or(&self.user)
+        self.groups
+            .first()
+            .map(String::as_str)
+            .unwrap_or(&self.user)
     }
 }
 

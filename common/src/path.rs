@@ -82,9 +82,10 @@ pub fn relative_to<'a>(base: &str, path: &'a str) -> Option<&'a str> {
 
 /// Checks a single file name (a path component) sent by a client or found in a UFS listing.
 pub fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0')
-    {
-        return Err(Error::invalid_argument(format!("invalid file name '{name}'")));
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Error::invalid_argument(format!(
+            "invalid file name '{name}'"
+        )));
     }
     Ok(())
 }

@@ -56,7 +56,11 @@ impl FromStr for ByteSize {
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let unit = unit.trim().to_ascii_lowercase();
-        let bad = || Error::invalid_argument(format!("invalid size '{s}': expected e.g. 512MiB, 1GiB, 1GB or a byte count"));
+        let bad = || {
+            Error::invalid_argument(format!(
+                "invalid size '{s}': expected e.g. 512MiB, 1GiB, 1GB or a byte count"
+            ))
+        };
         if num.is_empty() {
             return Err(bad());
         }

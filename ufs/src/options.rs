@@ -8,9 +8,16 @@ pub const REDACTED: &str = "******";
 /// Whether an option's value is a credential that must never be shown or logged.
 pub fn is_secret_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["secret", "password", "token", "credential", "private_key", "delegation"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "secret",
+        "password",
+        "token",
+        "credential",
+        "private_key",
+        "delegation",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// A copy of the options with secret values replaced by [`REDACTED`].
@@ -18,7 +25,11 @@ pub fn redact_options(options: &BTreeMap<String, String>) -> BTreeMap<String, St
     options
         .iter()
         .map(|(k, v)| {
-            let v = if is_secret_option(k) { REDACTED.to_string() } else { v.clone() };
+            let v = if is_secret_option(k) {
+                REDACTED.to_string()
+            } else {
+                v.clone()
+            };
             (k.clone(), v)
         })
         .collect()

@@ -38,7 +38,9 @@ pub struct Ufs {
 
 impl std::fmt::Debug for Ufs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ufs").field("uri", &self.uri.to_string()).finish()
+        f.debug_struct("Ufs")
+            .field("uri", &self.uri.to_string())
+            .finish()
     }
 }
 
@@ -103,12 +105,16 @@ impl Ufs {
                 {
                     b = b.endpoint(&ep);
                 }
-                if let Some(k) = opt(options, &["access_key_id", "aws.accessKeyId", "s3a.access.key"]) {
+                if let Some(k) = opt(
+                    options,
+                    &["access_key_id", "aws.accessKeyId", "s3a.access.key"],
+                ) {
                     b = b.access_key_id(k);
                 }
-                if let Some(s) =
-                    opt(options, &["secret_access_key", "aws.secretKey", "s3a.secret.key"])
-                {
+                if let Some(s) = opt(
+                    options,
+                    &["secret_access_key", "aws.secretKey", "s3a.secret.key"],
+                ) {
                     b = b.secret_access_key(s);
                 }
                 if let Some(t) = opt(options, &["session_token"]) {
@@ -346,9 +352,7 @@ impl Ufs {
             .into_bytes_stream(offset..offset + len)
             .await
             .map_err(self.err(rel))?;
-        Ok(stream.map_err(move |e| {
-            Error::unavailable(format!("{what}: UFS read failed: {e}"))
-        }))
+        Ok(stream.map_err(move |e| Error::unavailable(format!("{what}: UFS read failed: {e}"))))
     }
 
     /// A writer for file `rel`, creating parent directories as needed. Nothing is visible in the
@@ -514,7 +518,10 @@ mod tests {
             b"hello world"
         );
         let st = ufs.stat("a/b/file.txt").await.unwrap().unwrap();
-        assert_eq!((st.is_dir, st.length, st.name.as_str()), (false, 11, "file.txt"));
+        assert_eq!(
+            (st.is_dir, st.length, st.name.as_str()),
+            (false, 11, "file.txt")
+        );
         assert!(ufs.stat("a").await.unwrap().unwrap().is_dir);
         assert!(ufs.stat("nope").await.unwrap().is_none());
         assert_eq!(ufs.read("a/b/file.txt", 6, 5).await.unwrap(), "world");
@@ -526,9 +533,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(chunks.concat(), b"hello world");
-        let names: Vec<String> = ufs.list("a/b").await.unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<String> = ufs
+            .list("a/b")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, vec!["file.txt"]);
-        ufs.rename("a/b/file.txt", "c/moved.txt", false).await.unwrap();
+        ufs.rename("a/b/file.txt", "c/moved.txt", false)
+            .await
+            .unwrap();
         assert!(ufs.stat("c/moved.txt").await.unwrap().is_some());
         ufs.delete_file("c/moved.txt").await.unwrap();
         ufs.delete_file("c/moved.txt").await.unwrap(); // idempotent
@@ -545,7 +560,13 @@ mod tests {
         w.write(Bytes::from_static(b"1")).await.unwrap();
         w.close().await.unwrap();
         assert_eq!(b.read("f", 0, 1).await.unwrap(), "1");
-        let names: Vec<String> = b.list("").await.unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<String> = b
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, vec!["f"]);
     }
 
@@ -558,6 +579,9 @@ mod tests {
         let ufs = Ufs::open("s3://bucket/p", &o).unwrap();
         let e = ufs.stat("x").await.unwrap_err();
         assert_eq!(e.code, alluvium_common::ErrorCode::Unavailable, "{e}");
-        assert!(e.message.starts_with("s3://bucket/p/x: UFS unavailable"), "{e}");
+        assert!(
+            e.message.starts_with("s3://bucket/p/x: UFS unavailable"),
+            "{e}"
+        );
     }
 }

@@ -78,16 +78,24 @@ impl UfsUri {
                 )))
             }
             Scheme::S3 if authority.is_empty() => {
-                return Err(Error::invalid_argument(format!("{uri}: S3 URI needs a bucket (s3://bucket/prefix)")))
+                return Err(Error::invalid_argument(format!(
+                    "{uri}: S3 URI needs a bucket (s3://bucket/prefix)"
+                )))
             }
             Scheme::WebHdfs if authority.is_empty() => {
-                return Err(Error::invalid_argument(format!("{uri}: WebHDFS URI needs host:port")))
+                return Err(Error::invalid_argument(format!(
+                    "{uri}: WebHDFS URI needs host:port"
+                )))
             }
             _ => {}
         }
         Ok(UfsUri {
             scheme,
-            authority: if scheme == Scheme::File { String::new() } else { authority.to_string() },
+            authority: if scheme == Scheme::File {
+                String::new()
+            } else {
+                authority.to_string()
+            },
             path: norm(p, uri)?,
         })
     }
@@ -109,7 +117,13 @@ impl UfsUri {
 
 impl fmt::Display for UfsUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}{}", self.scheme.as_str(), self.authority, self.path)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority,
+            self.path
+        )
     }
 }
 
@@ -142,19 +156,32 @@ mod tests {
     #[test]
     fn parses_schemes() {
         let u = UfsUri::parse("s3://bucket/a/b/").unwrap();
-        assert_eq!((u.scheme, u.authority.as_str(), u.path.as_str()), (Scheme::S3, "bucket", "/a/b"));
+        assert_eq!(
+            (u.scheme, u.authority.as_str(), u.path.as_str()),
+            (Scheme::S3, "bucket", "/a/b")
+        );
         assert_eq!(u.to_string(), "s3://bucket/a/b");
         let u = UfsUri::parse("webhdfs://nn:9870").unwrap();
         assert_eq!((u.authority.as_str(), u.path.as_str()), ("nn:9870", "/"));
         assert_eq!(normalize_uri("/tmp/x/../y").unwrap(), "file:///tmp/y");
         assert_eq!(normalize_uri("file:///tmp/x").unwrap(), "file:///tmp/x");
-        assert_eq!(UfsUri::parse("s3://b/p").unwrap().join("x/y"), "s3://b/p/x/y");
+        assert_eq!(
+            UfsUri::parse("s3://b/p").unwrap().join("x/y"),
+            "s3://b/p/x/y"
+        );
         assert_eq!(UfsUri::parse("s3://b").unwrap().join("x"), "s3://b/x");
     }
 
     #[test]
     fn rejects_bad_uris() {
-        for bad in ["", "ftp://x/y", "s3:///nobucket", "file:///../etc", "webhdfs:///p", "file://host/x"] {
+        for bad in [
+            "",
+            "ftp://x/y",
+            "s3:///nobucket",
+            "file:///../etc",
+            "webhdfs:///p",
+            "file://host/x",
+        ] {
             assert!(UfsUri::parse(bad).is_err(), "{bad}");
         }
     }
