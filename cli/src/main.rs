@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: FsCommand,
     },
+    /// Mount an Alluvium path as a local folder (FUSE): `alluvium fuse mount /data /mnt/data`.
+    Fuse {
+        #[command(subcommand)]
+        command: alluvium_client::fuse::FuseCommand,
+    },
     /// Cluster administration: `alluvium fsadmin report [summary|capacity|ufs]`.
     Fsadmin {
         #[command(subcommand)]
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
             | Command::Master
             | Command::Worker
             | Command::Proxy
+            | Command::Fuse { .. }
             | Command::Operator(_)
     );
     if let Command::Crds = cli.command {
@@ -98,6 +104,10 @@ fn main() -> ExitCode {
                 let name = command.name();
                 (name, alluvium_client::shell::run_fs(&config, command).await)
             }
+            Command::Fuse { command } => (
+                "fuse",
+                alluvium_client::fuse::run_fuse(&config, command).await,
+            ),
             Command::Fsadmin { command } => (
                 "fsadmin",
                 alluvium_client::shell::run_fsadmin(&config, command).await,

@@ -10,6 +10,7 @@
 pub mod blocking;
 pub mod config;
 pub mod file_system;
+pub mod fuse;
 pub mod in_stream;
 pub mod locality;
 pub mod master_client;
