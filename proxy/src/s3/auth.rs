@@ -585,12 +585,14 @@ mod tests {
 
     #[test]
     fn signature_v2_presigned_urls_verify() {
-        let mut pc = ProxyConfig::default();
-        pc.s3_credentials = vec![alluvium_common::config::S3Credential {
-            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            user: "alice".into(),
-        }];
+        let pc = ProxyConfig {
+            s3_credentials: vec![alluvium_common::config::S3Credential {
+                access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+                secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+                user: "alice".into(),
+            }],
+            ..ProxyConfig::default()
+        };
         let creds = Credentials::from_config(&pc);
         // Signature computed independently (Python's hmac over the V2 string to sign).
         let uri: Uri = "/awsexamplebucket1/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1175139620&Signature=1No4mq5ETf02z8aet9voy6gui6E%3D"
