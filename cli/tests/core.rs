@@ -668,3 +668,40 @@ fn load_right_after_free_keeps_the_file_cached() {
         );
     });
 }
+
+#[test]
+fn listings_stay_complete_while_files_are_being_persisted() {
+    // sync_interval is 0 in tests: every listing re-lists the UFS directory while the
+    // async-persist scheduler is writing the same files there.
+    let cluster = Cluster::start(ClusterOptions::default());
+    let rt = runtime();
+    rt.block_on(async {
+        let fs = FileSystem::connect(&cluster.client_config()).await.unwrap();
+        let n = 800;
+        for i in 0..n {
+            write(
+                &fs,
+                &format!("/ap/f{i:04}"),
+                b"x",
+                opts(WriteType::AsyncThrough),
+            )
+            .await;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let listing = fs.list_status("/ap", false).await.unwrap();
+            assert_eq!(
+                listing.len(),
+                n,
+                "a listing lost entries while they were persisted"
+            );
+            if listing.iter().all(|f| f.persisted) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "persistence did not finish"
+            );
+        }
+    });
+}

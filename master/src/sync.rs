@@ -403,6 +403,7 @@ impl Namespace {
                 break;
             }
         }
+        let mut changes = self.confirm(&res.mount.ufs, &res.rel, changes).await?;
         let mut loads: Vec<UfsStatus> = ufs.into_values().collect();
         loads.sort_by(|a, b| a.name.cmp(&b.name));
         changes.extend(loads.into_iter().map(Change::Load));
@@ -435,6 +436,52 @@ impl Namespace {
             tracing::debug!(path = %p, loaded = stats.loaded, updated = stats.updated, removed = stats.removed, "metadata sync: directory re-listed");
         }
         Ok(stats)
+    }
+
+    /// Re-checks removals and replacements against a fresh stat of each entry. The listing was
+    /// taken before the comparison, so a file whose (async) persistence finished in between looks
+    /// gone or half-written in it; acting on that would drop a good file. Other changes pass.
+    async fn confirm(
+        &self,
+        ufs: &alluvium_ufs::Ufs,
+        dir_rel: &str,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Change>> {
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            let id = match &change {
+                Change::Remove(id) | Change::Replace(id, _) => *id,
+                _ => {
+                    out.push(change);
+                    continue;
+                }
+            };
+            let Some(r) = self.store.get_inode(id)? else {
+                continue;
+            };
+            let rel = if dir_rel.is_empty() {
+                r.name.clone()
+            } else {
+                format!("{dir_rel}/{}", r.name)
+            };
+            match ufs.stat(&rel).await {
+                Ok(None) => out.push(Change::Remove(id)),
+                Ok(Some(st)) if st.is_dir != r.is_dir => out.push(Change::Replace(id, st)),
+                Ok(Some(st)) if !r.is_dir && r.completed => {
+                    if r.ufs_fingerprint.is_empty() && st.length == r.length {
+                        out.push(Change::Adopt(id, st.fingerprint));
+                    } else if r.ufs_fingerprint != st.fingerprint {
+                        out.push(Change::Replace(id, st));
+                    }
+                }
+                Ok(Some(_)) => {}
+                // Keep the cached metadata when the UFS cannot say.
+                Err(e) => {
+                    tracing::debug!(path = %rel, error = %e, "metadata sync: cannot confirm a change; keeping cached metadata");
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn apply_change(
