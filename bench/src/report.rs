@@ -61,6 +61,12 @@ pub struct Report {
     pub figures: Vec<Figure>,
 }
 
+fn ratio_of(value: &Stat, baseline: Option<&Stat>) -> Option<f64> {
+    baseline
+        .filter(|b| b.median > 0.0)
+        .map(|b| value.median / b.median)
+}
+
 impl Report {
     pub fn new(size_bytes: u64, runs: usize, metadata_files: usize) -> Self {
         Report {
@@ -82,23 +88,12 @@ impl Report {
         baseline: Option<Stat>,
         min_ratio: Option<f64>,
     ) {
-        let ratio = baseline
-            .as_ref()
-            .filter(|b| b.median > 0.0)
-            .map(|b| value.median / b.median);
-        self.figures.push(Figure {
-            scenario: scenario.into(),
-            unit: unit.to_string(),
-            value,
-            baseline_name: baseline_name.into(),
-            baseline,
-            ratio,
-            target: min_ratio.map(|r| format!(">= {r}x")).unwrap_or_default(),
-            target_met: min_ratio.zip(ratio).map(|(t, r)| r >= t),
-        });
+        let ratio = ratio_of(&value, baseline.as_ref());
+        let target = min_ratio.map(|t| (format!(">= {t}x"), ratio.is_some_and(|r| r >= t)));
+        self.add_absolute(scenario, unit, value, baseline_name, baseline, target);
     }
 
-    /// Adds a figure with an absolute target (`value >= min`), baseline for context only.
+    /// Adds a figure with its own target (text, met), the baseline given for context.
     pub fn add_absolute(
         &mut self,
         scenario: impl Into<String>,
@@ -108,11 +103,8 @@ impl Report {
         baseline: Option<Stat>,
         target: Option<(String, bool)>,
     ) {
-        let ratio = baseline
-            .as_ref()
-            .filter(|b| b.median > 0.0)
-            .map(|b| value.median / b.median);
-        let (target, met) = match target {
+        let ratio = ratio_of(&value, baseline.as_ref());
+        let (target, target_met) = match target {
             Some((t, m)) => (t, Some(m)),
             None => (String::new(), None),
         };
@@ -124,7 +116,7 @@ impl Report {
             baseline,
             ratio,
             target,
-            target_met: met,
+            target_met,
         });
     }
 

@@ -178,19 +178,7 @@ impl Credentials {
         query: &[(String, String)],
         now: i64,
     ) -> S3Result<Authenticated> {
-        let get = |k: &str| {
-            query
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-                .ok_or_else(|| {
-                    S3Error::new(
-                        StatusCode::BAD_REQUEST,
-                        "AuthorizationQueryParametersError",
-                        format!("the presigned URL lacks {k}"),
-                    )
-                })
-        };
+        let get = |k: &str| presign_param(query, k);
         if get("X-Amz-Algorithm")? != "AWS4-HMAC-SHA256" {
             return Err(S3Error::new(
                 StatusCode::BAD_REQUEST,
@@ -249,19 +237,7 @@ impl Credentials {
         query: &[(String, String)],
         now: i64,
     ) -> S3Result<Authenticated> {
-        let get = |k: &str| {
-            query
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-                .ok_or_else(|| {
-                    S3Error::new(
-                        StatusCode::BAD_REQUEST,
-                        "AuthorizationQueryParametersError",
-                        format!("the presigned URL lacks {k}"),
-                    )
-                })
-        };
+        let get = |k: &str| presign_param(query, k);
         let key_id = get("AWSAccessKeyId")?;
         let signature = get("Signature")?;
         let expires: i64 = get("Expires")?.parse().map_err(|_| {
@@ -356,6 +332,21 @@ impl Credentials {
         }
         Ok(user.clone())
     }
+}
+
+/// A required query parameter of a presigned URL.
+fn presign_param<'a>(query: &'a [(String, String)], k: &str) -> S3Result<&'a str> {
+    query
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| {
+            S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "AuthorizationQueryParametersError",
+                format!("the presigned URL lacks {k}"),
+            )
+        })
 }
 
 /// Base64 HMAC-SHA1, as Signature V2 signs.
