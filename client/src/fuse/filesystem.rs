@@ -175,6 +175,18 @@ impl AlluviumFuse {
         Ok((name.to_string(), path))
     }
 
+    /// As [`Self::child`], for operations that change the namespace: EROFS on a read-only mount.
+    fn writable_child(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+    ) -> std::result::Result<(String, String), Errno> {
+        if self.opts.read_only {
+            return Err(Errno::EROFS);
+        }
+        self.child(parent, name)
+    }
+
     fn attr(&self, ino: u64, f: &FileInfo) -> FileAttr {
         let mut size = if f.is_folder { 4096 } else { f.length };
         if let Some(w) = self.writing.lock().get(&ino) {
@@ -643,10 +655,7 @@ impl fuser::Filesystem for AlluviumFuse {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        if self.opts.read_only {
-            return reply.error(Errno::EROFS);
-        }
-        let (name, path) = match self.child(parent, name) {
+        let (name, path) = match self.writable_child(parent, name) {
             Ok(v) => v,
             Err(e) => return reply.error(e),
         };
@@ -674,10 +683,7 @@ impl fuser::Filesystem for AlluviumFuse {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if self.opts.read_only {
-            return reply.error(Errno::EROFS);
-        }
-        let (name, path) = match self.child(parent, name) {
+        let (name, path) = match self.writable_child(parent, name) {
             Ok(v) => v,
             Err(e) => return reply.error(e),
         };
@@ -698,10 +704,7 @@ impl fuser::Filesystem for AlluviumFuse {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if self.opts.read_only {
-            return reply.error(Errno::EROFS);
-        }
-        let (name, path) = match self.child(parent, name) {
+        let (name, path) = match self.writable_child(parent, name) {
             Ok(v) => v,
             Err(e) => return reply.error(e),
         };
@@ -738,14 +741,13 @@ impl fuser::Filesystem for AlluviumFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if self.opts.read_only {
-            return reply.error(Errno::EROFS);
-        }
-        let ((name, src), (newname, dst)) =
-            match (self.child(parent, name), self.child(newparent, newname)) {
-                (Ok(a), Ok(b)) => (a, b),
-                (Err(e), _) | (_, Err(e)) => return reply.error(e),
-            };
+        let ((name, src), (newname, dst)) = match (
+            self.writable_child(parent, name),
+            self.child(newparent, newname),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
         let bits = flags.bits();
         if bits & libc::RENAME_EXCHANGE != 0 {
             return reply.error(Errno::EINVAL);
@@ -883,10 +885,7 @@ impl fuser::Filesystem for AlluviumFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        if self.opts.read_only {
-            return reply.error(Errno::EROFS);
-        }
-        let (name, path) = match self.child(parent, name) {
+        let (name, path) = match self.writable_child(parent, name) {
             Ok(v) => v,
             Err(e) => return reply.error(e),
         };
