@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{S3Error, S3Result};
 use super::meta::{self, ObjectMeta};
-use super::objects::{commit, read_small_body, temp_beside, user_meta, write_body};
+use super::objects::{
+    commit, create_object_file, read_small_body, temp_beside, user_meta, write_body,
+};
 use super::xml::escape;
 use super::{empty, xml_response, Request};
 use crate::server::GatewayState;
@@ -348,16 +350,7 @@ pub async fn complete(
     super::bucket_info(fs, req).await?;
     let dst = req.object_path();
     let tmp = temp_beside(&dst);
-    let mut out = fs
-        .create_file(
-            &tmp,
-            CreateFileOptions {
-                recursive: true,
-                overwrite: true,
-                ..CreateFileOptions::from_config(fs.config())?
-            },
-        )
-        .await?;
+    let mut out = create_object_file(fs, &tmp).await?;
     let mut etag_md5 = Md5::new();
     let mut buf = vec![0u8; 1 << 20];
     let copied: alluvium_common::Result<()> = async {

@@ -59,16 +59,7 @@ pub async fn write_body(
     let expect_sha = (req.payload_hash.len() == 64
         && req.payload_hash.bytes().all(|c| c.is_ascii_hexdigit()))
     .then(|| req.payload_hash.to_ascii_lowercase());
-    let mut out = fs
-        .create_file(
-            path,
-            CreateFileOptions {
-                recursive: true,
-                overwrite: true,
-                ..CreateFileOptions::from_config(fs.config())?
-            },
-        )
-        .await?;
+    let mut out = create_object_file(fs, path).await?;
     let mut md5 = Md5::new();
     let mut sha = expect_sha.as_ref().map(|_| Sha256::new());
     let mut stream = data_stream(req, body);
@@ -117,6 +108,23 @@ pub async fn write_body(
 }
 
 /// A hidden temporary name beside `path` (listings skip it).
+/// Opens a file for an object's bytes (a temporary file or a staged part): parents made as
+/// needed, an earlier file there replaced, the client's configured write type.
+pub async fn create_object_file(
+    fs: &FileSystem,
+    path: &str,
+) -> alluvium_common::Result<alluvium_client::FileOutStream> {
+    fs.create_file(
+        path,
+        CreateFileOptions {
+            recursive: true,
+            overwrite: true,
+            ..CreateFileOptions::from_config(fs.config())?
+        },
+    )
+    .await
+}
+
 pub fn temp_beside(path: &str) -> String {
     let dir = parent(path).unwrap_or("/");
     format!(
@@ -433,16 +441,7 @@ pub async fn copy_object(st: &GatewayState, fs: &FileSystem, req: &Request) -> S
     let mut input = fs
         .open_file(&src_req.object_path(), OpenFileOptions::default())
         .await?;
-    let mut out = fs
-        .create_file(
-            &tmp,
-            CreateFileOptions {
-                recursive: true,
-                overwrite: true,
-                ..CreateFileOptions::from_config(fs.config())?
-            },
-        )
-        .await?;
+    let mut out = create_object_file(fs, &tmp).await?;
     let mut md5 = Md5::new();
     let mut buf = vec![0u8; 1 << 20];
     let copied: alluvium_common::Result<()> = async {
