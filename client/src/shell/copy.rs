@@ -139,18 +139,8 @@ pub async fn copy_from_local(
     let (files, dirs) = walk_local(src)?;
     let is_tree = src.is_dir();
     let base = target_in(dst, dst_dir == Some(true), &src_name);
-    let mkdir = CreateDirectoryOptions {
-        recursive: true,
-        allow_exists: true,
-        ..CreateDirectoryOptions::from_config(fs.config())
-    };
     if is_tree {
-        // allow_exists: several copies into one tree may run at once.
-        fs.create_directory(&base, mkdir.clone()).await?;
-        for d in &dirs {
-            fs.create_directory(&rel_join(&base, d), mkdir.clone())
-                .await?;
-        }
+        make_tree(fs, &base, &dirs).await?;
     }
     let total: u64 = files.iter().map(|f| f.2).sum();
     let progress = Progress::new("copyFromLocal", total);
@@ -339,16 +329,7 @@ pub async fn copy_within(
         )));
     }
     if is_tree {
-        let mkdir = CreateDirectoryOptions {
-            recursive: true,
-            allow_exists: true,
-            ..CreateDirectoryOptions::from_config(fs.config())
-        };
-        fs.create_directory(&base, mkdir.clone()).await?;
-        for d in &dirs {
-            fs.create_directory(&rel_join(&base, d), mkdir.clone())
-                .await?;
-        }
+        make_tree(fs, &base, &dirs).await?;
     }
     let total: u64 = files.iter().map(|f| f.2).sum();
     let progress = Progress::new("cp", total);
@@ -401,6 +382,22 @@ async fn alluvium_file_copy(
     }
     let _ = input.close().await;
     out.close().await?;
+    Ok(())
+}
+
+/// Creates `base` and every directory of `dirs` (relative to it) in the namespace. Existing ones
+/// are fine: several copies into one tree may run at once.
+async fn make_tree<S: AsRef<str>>(fs: &FileSystem, base: &str, dirs: &[S]) -> Result<()> {
+    let mkdir = CreateDirectoryOptions {
+        recursive: true,
+        allow_exists: true,
+        ..CreateDirectoryOptions::from_config(fs.config())
+    };
+    fs.create_directory(base, mkdir.clone()).await?;
+    for d in dirs {
+        fs.create_directory(&rel_join(base, d.as_ref()), mkdir.clone())
+            .await?;
+    }
     Ok(())
 }
 
