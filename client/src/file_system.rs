@@ -277,6 +277,8 @@ impl FileSystem {
                     unset_ttl: opts.unset_ttl,
                     recursive: opts.recursive,
                     pinned_media: Vec::new(),
+                    mtime_ms: opts.mtime_ms,
+                    atime_ms: opts.atime_ms,
                 };
                 async move { c.set_attribute(req).await }
             })

@@ -1080,6 +1080,14 @@ impl Namespace {
             }
             if r != before {
                 r.last_access_time_ms = now;
+            }
+            if let Some(m) = req.mtime_ms {
+                r.last_modification_time_ms = m;
+            }
+            if let Some(a) = req.atime_ms {
+                r.last_access_time_ms = a;
+            }
+            if r != before {
                 tx.put(r);
             }
         }
@@ -1093,7 +1101,8 @@ impl Namespace {
         n: &InodeRecord,
         req: &SetAttributeRequest,
     ) -> Result<()> {
-        if req.mode.is_some() {
+        // As utimes(2) with explicit times: only the owner (or the superuser) may set them.
+        if req.mode.is_some() || req.mtime_ms.is_some() || req.atime_ms.is_some() {
             checker.check_owner(n, p)?;
         }
         if let Some(o) = &req.owner {

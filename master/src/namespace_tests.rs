@@ -279,6 +279,27 @@ async fn permission_rules() {
         (st.owner.as_str(), st.group.as_str(), st.mode),
         ("bob", "wheel", 0o600)
     );
+    // Explicit times (utimes): owner (now bob) or superuser only; nothing changes on refusal.
+    let times = SetAttributeRequest {
+        path: "/shared/alice/f".into(),
+        mtime_ms: Some(1_600_000_000_000),
+        atime_ms: Some(1_600_000_001_000),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(env.ns.set_attribute(&alice, &times).await).0,
+        ErrorCode::PermissionDenied
+    );
+    env.ns.set_attribute(&bob, &times).await.unwrap();
+    let st = env
+        .ns
+        .get_status(&su, "/shared/alice/f", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (st.last_modification_time_ms, st.last_access_time_ms),
+        (1_600_000_000_000, 1_600_000_001_000)
+    );
     // Pin / TTL need w on the path.
     let pin = SetAttributeRequest {
         path: "/shared/alice/f".into(),

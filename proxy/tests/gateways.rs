@@ -326,6 +326,44 @@ async fn webhdfs_operations_and_errors() {
         .await
         .unwrap();
     assert_eq!(v["FileStatus"]["permission"], "600");
+    // SETTIMES: both times, then only the access time (-1 leaves the other unchanged); a bad
+    // value is refused with nothing changed.
+    let r = c
+        .put(g.hdfs(
+            "/data/in/a.bin",
+            "SETTIMES",
+            "&modificationtime=1600000000000&accesstime=1600000001000",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .put(g.hdfs(
+            "/data/in/a.bin",
+            "SETTIMES",
+            "&modificationtime=-1&accesstime=1600000002000",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .put(g.hdfs("/data/in/a.bin", "SETTIMES", "&modificationtime=soon"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = c
+        .get(g.hdfs("/data/in/a.bin", "GETFILESTATUS", ""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["FileStatus"]["modificationTime"], 1_600_000_000_000i64);
+    assert_eq!(v["FileStatus"]["accessTime"], 1_600_000_002_000i64);
     let v: serde_json::Value = c
         .put(g.hdfs("/data/in/a.bin", "RENAME", "&destination=/data/b.bin"))
         .send()

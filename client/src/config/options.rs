@@ -134,6 +134,9 @@ pub struct SetAttributeOptions {
     pub ttl_action: Option<TtlAction>,
     pub unset_ttl: bool,
     pub recursive: bool,
+    /// Explicit modification / access times in ms since the epoch (owner or superuser only).
+    pub mtime_ms: Option<i64>,
+    pub atime_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -549,8 +549,8 @@ impl fuser::Filesystem for AlluviumFuse {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -563,7 +563,14 @@ impl fuser::Filesystem for AlluviumFuse {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        let changes = mode.is_some() || uid.is_some() || gid.is_some() || size.is_some();
+        let atime_ms = atime.map(time_or_now_ms);
+        let mtime_ms = mtime.map(time_or_now_ms);
+        let changes = mode.is_some()
+            || uid.is_some()
+            || gid.is_some()
+            || size.is_some()
+            || atime_ms.is_some()
+            || mtime_ms.is_some();
         if changes && self.opts.read_only {
             return reply.error(Errno::EROFS);
         }
@@ -572,11 +579,18 @@ impl fuser::Filesystem for AlluviumFuse {
         let writer = fh.and_then(|fh| self.handles.get(fh.0));
         let path = path.as_str();
         let r = self.exec(req.uid(), "setattr", path, |fs| async move {
-            if mode.is_some() || uid.is_some() || gid.is_some() {
+            if mode.is_some()
+                || uid.is_some()
+                || gid.is_some()
+                || atime_ms.is_some()
+                || mtime_ms.is_some()
+            {
                 let opts = SetAttributeOptions {
                     mode: mode.map(|m| m & 0o7777),
                     owner: uid.map(user_name),
                     group: gid.map(group_name),
+                    mtime_ms,
+                    atime_ms,
                     ..Default::default()
                 };
                 fs.set_attribute(path, opts).await?;
@@ -1264,5 +1278,17 @@ mod tests {
     fn times_before_the_epoch_clamp() {
         assert_eq!(time_of(-5), UNIX_EPOCH);
         assert_eq!(time_of(1500), UNIX_EPOCH + Duration::from_millis(1500));
+    }
+}
+
+/// utimensat(2) times as milliseconds since the epoch (`UTIME_NOW` is the caller's clock).
+fn time_or_now_ms(t: TimeOrNow) -> i64 {
+    let t = match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    };
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
     }
 }

@@ -102,6 +102,19 @@ impl Params {
             .transpose()
     }
 
+    /// A time in ms since the epoch; `-1` or absent means "leave unchanged".
+    fn time(&self, k: &str) -> WResult<Option<i64>> {
+        match self.get(k) {
+            None | Some("-1") => Ok(None),
+            Some(v) => match v.parse::<i64>() {
+                Ok(t) if t >= 0 => Ok(Some(t)),
+                _ => Err(RemoteException::illegal_argument(format!(
+                    "Invalid value for webhdfs parameter \"{k}\": \"{v}\" is not a time in milliseconds or -1"
+                ))),
+            },
+        }
+    }
+
     fn permission(&self, default: u32) -> WResult<u32> {
         match self.get("permission") {
             None => Ok(default),
@@ -265,12 +278,23 @@ async fn dispatch(
             Ok(empty(StatusCode::OK))
         }
         ("PUT", "SETTIMES") => {
-            // The namespace keeps its own modification and access times; validate, then say
-            // plainly that they cannot be set rather than pretending.
-            stat(&fs, &path).await?;
-            Err(RemoteException::unsupported(format!(
-                "SETTIMES on {path}: Alluvium does not support setting modification or access times"
-            )))
+            // Hadoop sends -1 (or nothing) for a time it leaves unchanged.
+            let mtime_ms = p.time("modificationtime")?;
+            let atime_ms = p.time("accesstime")?;
+            if mtime_ms.is_none() && atime_ms.is_none() {
+                stat(&fs, &path).await?;
+                return Ok(empty(StatusCode::OK));
+            }
+            fs.set_attribute(
+                &path,
+                SetAttributeOptions {
+                    mtime_ms,
+                    atime_ms,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            Ok(empty(StatusCode::OK))
         }
         ("DELETE", "DELETE") => {
             if path == "/" {

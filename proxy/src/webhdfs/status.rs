@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 /// `FileStatus` as `JsonUtil.toJsonMap` writes it; `pathSuffix` is empty for the path itself.
 pub fn file_status(info: &FileInfo, path_suffix: &str) -> Value {
     json!({
-        "accessTime": info.last_access_time_ms.max(info.last_modification_time_ms),
+        "accessTime": if info.last_access_time_ms > 0 { info.last_access_time_ms } else { info.last_modification_time_ms },
         "blockSize": info.block_size,
         "childrenNum": if info.is_folder { info.child_count } else { 0 },
         "fileId": info.file_id,
