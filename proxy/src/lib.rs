@@ -9,6 +9,7 @@
 //! user ([`users::UserFileSystems`]). Data streams both ways: no object is ever held in memory.
 
 pub mod body;
+pub mod limits;
 pub mod metrics;
 pub mod s3;
 pub mod server;

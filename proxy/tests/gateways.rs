@@ -405,6 +405,25 @@ async fn webhdfs_operations_and_errors() {
         v["RemoteException"]["exception"],
         "IllegalArgumentException"
     );
+    // An oversized header section: Hadoop's RemoteException with 431, and nothing created.
+    let r = c
+        .put(g.hdfs("/data/huge", "MKDIRS", ""))
+        .header("x-pad", "p".repeat(70_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        v["RemoteException"]["exception"],
+        "IllegalArgumentException"
+    );
+    let r = c
+        .get(g.hdfs("/data/huge", "GETFILESTATUS", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     for bad in ["&offset=-1", "&offset=abc", "&offset=999999999"] {
         let r = c
             .get(g.hdfs("/data/b.bin", "OPEN", bad))
@@ -497,6 +516,40 @@ async fn s3_objects_multipart_and_auth() {
     assert_eq!(r.status(), 416);
     let r = g.s3(Method::GET, "/bkt/dir/obj.bin", vec![], &[]).await;
     assert!(r.bytes().await.unwrap()[..] == body[..]);
+    // Oversized header sections and metadata: S3's XML errors, and no object appears.
+    let big = "v".repeat(9000);
+    let r = g
+        .s3(
+            Method::PUT,
+            "/bkt/big-header",
+            b"x".to_vec(),
+            &[("x-pad", &big)],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("<Code>RequestHeaderSectionTooLarge</Code>"));
+    let meta = "m".repeat(2100);
+    let r = g
+        .s3(
+            Method::PUT,
+            "/bkt/big-meta",
+            b"x".to_vec(),
+            &[("x-amz-meta-notes", &meta)],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("<Code>MetadataTooLarge</Code>"));
+    for key in ["/bkt/big-header", "/bkt/big-meta"] {
+        assert_eq!(g.s3(Method::HEAD, key, vec![], &[]).await.status(), 404);
+    }
     // Listings: v2 with delimiter, v1.
     g.s3(Method::PUT, "/bkt/top.txt", b"hi".to_vec(), &[]).await;
     let t = g

@@ -132,7 +132,8 @@ pub async fn handle(
     body: Body,
 ) -> Response {
     let started = std::time::Instant::now();
-    let (op, result) = match authenticate(&st, &method, &uri, &headers) {
+    let checked = check_limits(&headers).and_then(|()| authenticate(&st, &method, &uri, &headers));
+    let (op, result) = match checked {
         Ok(req) => {
             let op = op_name(&req);
             let r = dispatch(&st, req, body).await;
@@ -145,6 +146,35 @@ pub async fn handle(
     st.metrics.request(GATEWAY, op, status);
     tracing::debug!(%method, path = %uri.path(), op, status, elapsed_ms = started.elapsed().as_millis() as u64, "s3");
     response
+}
+
+/// S3's size limits, checked before anything else so an oversized request changes nothing.
+fn check_limits(headers: &HeaderMap) -> S3Result<()> {
+    use crate::limits::{header_section_bytes, S3_MAX_HEADER_BYTES, S3_MAX_USER_METADATA_BYTES};
+    let total = header_section_bytes(headers);
+    if total > S3_MAX_HEADER_BYTES {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "RequestHeaderSectionTooLarge",
+            format!(
+                "Your request header section is {total} bytes; the maximum allowed is {S3_MAX_HEADER_BYTES}"
+            ),
+        ));
+    }
+    let meta: usize = headers
+        .iter()
+        .filter_map(|(k, v)| Some(k.as_str().strip_prefix("x-amz-meta-")?.len() + v.len()))
+        .sum();
+    if meta > S3_MAX_USER_METADATA_BYTES {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "MetadataTooLarge",
+            format!(
+                "Your metadata headers are {meta} bytes; the maximum allowed is {S3_MAX_USER_METADATA_BYTES}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn authenticate(

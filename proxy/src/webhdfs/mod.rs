@@ -155,7 +155,17 @@ pub async fn handle(
     let op = params.get("op").unwrap_or("").to_ascii_uppercase();
     let user = params.get("user.name").unwrap_or(ANONYMOUS).to_string();
     let started = std::time::Instant::now();
-    let result = if !uri.path().starts_with(PREFIX)
+    let header_bytes = crate::limits::header_section_bytes(&headers);
+    let result = if header_bytes > crate::limits::WEBHDFS_MAX_HEADER_BYTES {
+        Err(RemoteException::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "java.lang.IllegalArgumentException",
+            format!(
+                "the request headers are {header_bytes} bytes; the maximum is {}",
+                crate::limits::WEBHDFS_MAX_HEADER_BYTES
+            ),
+        ))
+    } else if !uri.path().starts_with(PREFIX)
         || !matches!(uri.path().as_bytes().get(PREFIX.len()), None | Some(b'/'))
     {
         Err(RemoteException::not_found(format!(
