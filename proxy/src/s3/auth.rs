@@ -9,6 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
+use super::chunk_signature::ChunkSigner;
 use super::error::{S3Error, S3Result};
 
 /// Everything but RFC 3986's unreserved characters is encoded.
@@ -27,6 +28,10 @@ const MAX_EXPIRES_SECS: i64 = 7 * 24 * 3600;
 
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
+/// `x-amz-content-sha256` of an `aws-chunked` body whose chunks are signed (with or without a
+/// signed trailer).
+pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+
 pub struct Credentials {
     keys: HashMap<String, (String, String)>,
     region: String,
@@ -39,6 +44,8 @@ pub struct Authenticated {
     pub user: String,
     /// `x-amz-content-sha256` for header-signed requests; `UNSIGNED-PAYLOAD` for presigned ones.
     pub payload_hash: String,
+    /// For a signed `aws-chunked` body: the chain its chunk signatures must follow.
+    pub chunk_signer: Option<ChunkSigner>,
 }
 
 impl Credentials {
@@ -152,7 +159,7 @@ impl Credentials {
         let payload_hash = header_str(headers, "x-amz-content-sha256")
             .unwrap_or(UNSIGNED_PAYLOAD)
             .to_string();
-        let user = self.check(
+        let checked = self.check(
             method,
             uri,
             headers,
@@ -163,10 +170,20 @@ impl Credentials {
             amz_date,
             &payload_hash,
         )?;
+        let chunk_signer = payload_hash.starts_with(STREAMING_SIGNED).then(|| {
+            ChunkSigner::new(
+                checked.key,
+                amz_date,
+                &checked.scope,
+                signature,
+                payload_hash.ends_with("-TRAILER"),
+            )
+        });
         Ok(Authenticated {
             access_key_id: credential.split('/').next().unwrap_or("").to_string(),
-            user,
+            user: checked.user,
             payload_hash,
+            chunk_signer,
         })
     }
 
@@ -208,7 +225,7 @@ impl Credentials {
             return Err(S3Error::access_denied("Request is not valid yet"));
         }
         let credential = get("X-Amz-Credential")?;
-        let user = self.check(
+        let checked = self.check(
             method,
             uri,
             headers,
@@ -221,8 +238,9 @@ impl Credentials {
         )?;
         Ok(Authenticated {
             access_key_id: credential.split('/').next().unwrap_or("").to_string(),
-            user,
+            user: checked.user,
             payload_hash: UNSIGNED_PAYLOAD.to_string(),
+            chunk_signer: None,
         })
     }
 
@@ -270,6 +288,7 @@ impl Credentials {
             access_key_id: key_id.to_string(),
             user: user.clone(),
             payload_hash: UNSIGNED_PAYLOAD.to_string(),
+            chunk_signer: None,
         })
     }
 
@@ -286,7 +305,7 @@ impl Credentials {
         signature: &str,
         amz_date: &str,
         payload_hash: &str,
-    ) -> S3Result<String> {
+    ) -> S3Result<Checked> {
         // Credential = AKID/yyyymmdd/region/s3/aws4_request
         let mut parts = credential.splitn(2, '/');
         let key_id = parts.next().unwrap_or("");
@@ -330,8 +349,19 @@ impl Credentials {
                 "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
             ));
         }
-        Ok(user.clone())
+        Ok(Checked {
+            user: user.clone(),
+            key,
+            scope: scope.to_string(),
+        })
     }
+}
+
+/// A verified signature: who signed, and the key and scope that later chunk signatures use.
+struct Checked {
+    user: String,
+    key: Vec<u8>,
+    scope: String,
 }
 
 /// A required query parameter of a presigned URL.
@@ -503,7 +533,7 @@ pub fn canonical_request(
     ))
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length; the error arm cannot happen.
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
         return Vec::new();
@@ -527,7 +557,7 @@ pub fn sign(secret: &str, date: &str, region: &str, string_to_sign: &str) -> Str
     ))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

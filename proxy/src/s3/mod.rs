@@ -2,6 +2,7 @@
 //! directories of the namespace and keys are paths below them.
 
 pub mod auth;
+pub mod chunk_signature;
 pub mod chunked;
 pub mod error;
 pub mod list;
@@ -34,6 +35,8 @@ pub struct Request {
     pub key: String,
     pub user: String,
     pub payload_hash: String,
+    /// Set when the body is `aws-chunked` with signed chunks.
+    pub chunk_signer: Option<chunk_signature::ChunkSigner>,
 }
 
 impl Request {
@@ -199,6 +202,7 @@ fn authenticate(
         key: key.to_string(),
         user: auth.user,
         payload_hash: auth.payload_hash,
+        chunk_signer: auth.chunk_signer,
     })
 }
 

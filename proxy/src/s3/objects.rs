@@ -15,6 +15,7 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
+use super::chunked::BodyError;
 use super::error::{S3Error, S3Result};
 use super::meta::{self, ObjectMeta};
 use super::xml::escape;
@@ -24,21 +25,38 @@ use crate::server::GatewayState;
 /// Largest XML request body read (DeleteObjects allows 1000 keys).
 pub const MAX_XML_BODY: usize = 2 << 20;
 
-/// The request body as data: `aws-chunked` framing removed when the client used it.
+/// The request body as data: `aws-chunked` framing removed (and its chunk signatures checked)
+/// when the client used it.
 pub fn data_stream(
     req: &Request,
     body: Body,
-) -> std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>> {
+) -> std::pin::Pin<Box<dyn Stream<Item = S3Result<Bytes>> + Send>> {
     let chunked = req.payload_hash.starts_with("STREAMING-")
         || req
             .header("content-encoding")
             .is_some_and(|v| v.split(',').any(|p| p.trim() == "aws-chunked"));
     let raw = body.into_data_stream();
     if chunked {
-        Box::pin(super::chunked::decode(raw))
+        let decoded = super::chunked::decode(raw, req.chunk_signer.clone());
+        Box::pin(decoded.map(|r| r.map_err(body_error)))
     } else {
-        Box::pin(raw.map(|r| r.map_err(|e| e.to_string())))
+        Box::pin(raw.map(|r| r.map_err(|e| incomplete_body(e.to_string()))))
     }
+}
+
+fn body_error(e: BodyError) -> S3Error {
+    match e {
+        BodyError::Signature(m) => S3Error::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", m),
+        BodyError::Framing(_) => incomplete_body(e.to_string()),
+    }
+}
+
+fn incomplete_body(m: String) -> S3Error {
+    S3Error::new(
+        StatusCode::BAD_REQUEST,
+        "IncompleteBody",
+        format!("reading the request body failed: {m}"),
+    )
 }
 
 /// What a streamed upload produced.
@@ -66,13 +84,7 @@ pub async fn write_body(
     let failed = loop {
         match stream.next().await {
             None => break None,
-            Some(Err(e)) => {
-                break Some(S3Error::new(
-                    StatusCode::BAD_REQUEST,
-                    "IncompleteBody",
-                    format!("reading the request body failed: {e}"),
-                ))
-            }
+            Some(Err(e)) => break Some(e),
             Some(Ok(chunk)) => {
                 md5.update(&chunk);
                 if let Some(s) = sha.as_mut() {
@@ -182,7 +194,7 @@ pub async fn put_object(
         // A folder marker: a directory in the namespace. Its body must be empty.
         let mut stream = data_stream(req, body);
         while let Some(c) = stream.next().await {
-            if !c.map_err(S3Error::invalid_request)?.is_empty() {
+            if !c?.is_empty() {
                 return Err(S3Error::invalid_request(
                     "a key ending in '/' is a folder and cannot hold data",
                 ));
@@ -422,6 +434,7 @@ pub async fn copy_object(st: &GatewayState, fs: &FileSystem, req: &Request) -> S
         query: Vec::new(),
         user: req.user.clone(),
         payload_hash: String::new(),
+        chunk_signer: None,
     };
     let info = object_info(fs, &src_req).await?;
     if info.is_folder {
@@ -495,7 +508,7 @@ pub async fn read_small_body(req: &Request, body: Body) -> S3Result<Vec<u8>> {
     let mut stream = data_stream(req, body);
     let mut out = Vec::new();
     while let Some(c) = stream.next().await {
-        let c = c.map_err(S3Error::invalid_request)?;
+        let c = c?;
         if out.len() + c.len() > MAX_XML_BODY {
             return Err(S3Error::new(
                 StatusCode::BAD_REQUEST,
