@@ -244,6 +244,59 @@ fn local_reads_use_short_circuit_and_it_shows_in_metrics() {
 }
 
 #[test]
+fn random_reads_keep_blocks_mapped_and_zero_copy_reads_match() {
+    let cluster = Cluster::start(ClusterOptions::default());
+    let rt = runtime();
+    let fs = rt
+        .block_on(FileSystem::connect(&cluster.client_config()))
+        .unwrap();
+    let bytes = data(3 * MIB + 17, 5);
+    rt.block_on(write(&fs, "/zc/f", &bytes, opts(WriteType::MustCache)));
+    let opens = |c: &Cluster| {
+        metric_sum(
+            &c.worker_metrics(0),
+            "alluvium_worker_short_circuit_opens_total",
+        )
+    };
+    // Positioned reads that jump between the four blocks: each block is opened (locked and
+    // mapped) once, not once per jump.
+    let before = opens(&cluster);
+    let kept = rt.block_on(async {
+        let mut input = fs
+            .open_file("/zc/f", OpenFileOptions::default())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        for i in 0..200u64 {
+            let off = (i * 7919 * 4096 + i) % (bytes.len() as u64 - 4096);
+            assert_eq!(input.read_at(off, &mut buf).await.unwrap(), 4096);
+            assert!(
+                buf[..] == bytes[off as usize..off as usize + 4096],
+                "at {off}"
+            );
+        }
+        // Zero-copy reads: slices of the mapped blocks, valid after the stream is closed.
+        let mut chunks = Vec::new();
+        loop {
+            let c = input.read_bytes(1 << 20).await.unwrap();
+            if c.is_empty() {
+                break;
+            }
+            chunks.push(c);
+        }
+        input.close().await.unwrap();
+        chunks
+    });
+    let after = opens(&cluster);
+    assert_eq!(
+        after - before,
+        4.0,
+        "short-circuit opens {before} -> {after}"
+    );
+    assert_eq!(md5_hex(&kept.concat()), md5_hex(&bytes));
+}
+
+#[test]
 fn eviction_moves_blocks_from_mem_to_ssd_and_pinned_files_stay_in_mem() {
     let cluster = Cluster::start(ClusterOptions {
         mem: "4MiB",

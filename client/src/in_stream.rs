@@ -12,7 +12,7 @@ use alluvium_proto as pb;
 use alluvium_proto::{FileInfo, ReadType};
 use bytes::Bytes;
 use futures::StreamExt;
-use memmap2::Mmap;
+use memmap2::MmapOptions;
 use tonic::Streaming;
 
 use crate::file_system::{no_live_worker, ufs_source, with_path, FileSystem};
@@ -22,7 +22,8 @@ use crate::worker_pool::WorkerClient;
 
 enum Source {
     Local {
-        mmap: Mmap,
+        /// The whole mapped block; reads hand out slices of it without copying.
+        mmap: Bytes,
         client: WorkerClient,
         opened: Instant,
         lease: Duration,
@@ -54,10 +55,17 @@ pub struct FileInStream {
     pos: u64,
     session_id: u64,
     reader: Option<BlockReader>,
+    /// Short-circuit blocks still mapped (and locked) from earlier reads, most recent last, so
+    /// random reads that jump between blocks do not pay an open/close round trip each time.
+    mapped: Vec<BlockReader>,
     /// Workers that failed for this stream; tried again only when nothing else is left.
     failed: HashSet<u64>,
     refreshed: bool,
 }
+
+/// Short-circuit blocks one stream keeps mapped at most (each holds a lock on the worker, so
+/// the block is not evicted while mapped).
+const MAX_MAPPED_BLOCKS: usize = 8;
 
 /// Which block holds `pos`, and the offset in it.
 pub fn block_position(pos: u64, block_size: u64) -> (usize, u64) {
@@ -76,6 +84,7 @@ impl FileInStream {
             pos: 0,
             session_id: rand::random(),
             reader: None,
+            mapped: Vec::new(),
             failed: HashSet::new(),
             refreshed: false,
         }
@@ -99,22 +108,33 @@ impl FileInStream {
 
     /// Reads at the current position; 0 at the end of the file.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let n = self.read_inner(self.pos, buf, false).await?;
-        self.pos += n as u64;
-        Ok(n)
+        let chunk = self.read_inner(self.pos, buf.len(), false).await?;
+        buf[..chunk.len()].copy_from_slice(&chunk);
+        self.pos += chunk.len() as u64;
+        Ok(chunk.len())
+    }
+
+    /// Up to `max` bytes at the current position without copying them: a slice of the mapped
+    /// block (short-circuit) or of the message the worker sent (remote). Empty at the end of the
+    /// file. The slice stays valid after the stream is closed.
+    pub async fn read_bytes(&mut self, max: usize) -> Result<Bytes> {
+        let chunk = self.read_inner(self.pos, max, false).await?;
+        self.pos += chunk.len() as u64;
+        Ok(chunk)
     }
 
     /// Reads at `offset` without moving the position. Fills `buf` as far as the file allows.
     pub async fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
-            let n = self
-                .read_inner(offset + done as u64, &mut buf[done..], true)
+            let chunk = self
+                .read_inner(offset + done as u64, buf.len() - done, true)
                 .await?;
-            if n == 0 {
+            if chunk.is_empty() {
                 break;
             }
-            done += n;
+            buf[done..done + chunk.len()].copy_from_slice(&chunk);
+            done += chunk.len();
         }
         Ok(done)
     }
@@ -132,14 +152,14 @@ impl FileInStream {
 
     /// Releases the short-circuit lock, if one is held.
     pub async fn close(mut self) -> Result<()> {
-        self.release().await;
+        self.release_all().await;
         Ok(())
     }
 
-    /// Reads from the block holding `pos`; at most up to that block's end.
-    async fn read_inner(&mut self, pos: u64, buf: &mut [u8], positioned: bool) -> Result<usize> {
-        if pos >= self.info.length || buf.is_empty() {
-            return Ok(0);
+    /// Up to `max` bytes from the block holding `pos`, at most up to that block's end.
+    async fn read_inner(&mut self, pos: u64, max: usize, positioned: bool) -> Result<Bytes> {
+        if pos >= self.info.length || max == 0 {
+            return Ok(Bytes::new());
         }
         let (index, offset) = block_position(pos, self.info.block_size);
         let mut attempts = 0;
@@ -149,10 +169,13 @@ impl FileInStream {
                 .reader
                 .as_ref()
                 .is_some_and(|r| r.index == index && reader_can_serve(r, offset));
+            if !reusable && self.switch_to_mapped(index, offset).await {
+                continue;
+            }
             if !reusable {
-                self.release().await;
+                self.park().await;
                 // A positioned read asks a remote worker for just what it needs.
-                let want = positioned.then_some(buf.len() as u64);
+                let want = positioned.then_some(max as u64);
                 self.reader = Some(self.open_reader(index, offset, want).await?);
             }
             let Some(reader) = self.reader.as_mut() else {
@@ -161,36 +184,75 @@ impl FileInStream {
             match read_from(
                 reader,
                 offset,
-                buf,
+                max,
                 &self.fs,
                 &self.info.path,
                 self.session_id,
             )
             .await
             {
-                Ok(n) => return Ok(n),
+                Ok(chunk) => return Ok(chunk),
                 Err(e) if attempts < 4 => {
                     tracing::debug!(path = %self.info.path, worker = reader.worker_id, error = %e, "read failed, trying another location");
                     self.failed.insert(reader.worker_id);
                     ClientMetrics::add(&self.fs.inner.metrics.read_fallbacks, 1);
-                    self.release().await;
+                    if let Some(r) = self.reader.take() {
+                        self.close_local(r).await;
+                    }
                 }
                 Err(e) => return Err(with_path(e, &self.info.path)),
             }
         }
     }
 
-    async fn release(&mut self) {
+    /// Puts the current reader aside: a short-circuit one stays mapped for a later read of its
+    /// block (up to `MAX_MAPPED_BLOCKS`, the least recently used released first).
+    async fn park(&mut self) {
+        let Some(r) = self.reader.take() else { return };
+        if !matches!(r.source, Source::Local { .. }) {
+            return;
+        }
+        self.mapped.push(r);
+        if self.mapped.len() > MAX_MAPPED_BLOCKS {
+            let oldest = self.mapped.remove(0);
+            self.close_local(oldest).await;
+        }
+    }
+
+    /// Makes a parked short-circuit reader of block `index` current, if there is one.
+    async fn switch_to_mapped(&mut self, index: usize, offset: u64) -> bool {
+        let Some(i) = self
+            .mapped
+            .iter()
+            .position(|r| r.index == index && reader_can_serve(r, offset))
+        else {
+            return false;
+        };
+        let r = self.mapped.remove(i);
+        self.park().await;
+        self.reader = Some(r);
+        true
+    }
+
+    /// Releases every short-circuit lock this stream holds.
+    async fn release_all(&mut self) {
         if let Some(r) = self.reader.take() {
-            if let Source::Local { mut client, .. } = r.source {
-                let block_id = r.block_id;
-                let req = pb::CloseLocalBlockRequest {
-                    block_id,
-                    session_id: self.session_id,
-                };
-                if let Err(e) = client.close_local_block(req).await {
-                    tracing::debug!(block_id, error = %e, "CloseLocalBlock failed (the lease will expire)");
-                }
+            self.close_local(r).await;
+        }
+        for r in std::mem::take(&mut self.mapped) {
+            self.close_local(r).await;
+        }
+    }
+
+    async fn close_local(&self, r: BlockReader) {
+        if let Source::Local { mut client, .. } = r.source {
+            let block_id = r.block_id;
+            let req = pb::CloseLocalBlockRequest {
+                block_id,
+                session_id: self.session_id,
+            };
+            if let Err(e) = client.close_local_block(req).await {
+                tracing::debug!(block_id, error = %e, "CloseLocalBlock failed (the lease will expire)");
             }
         }
     }
@@ -234,7 +296,12 @@ impl FileInStream {
                     }
                 };
                 if local && sc {
-                    match self.open_local(index, &block, client.clone(), offset).await {
+                    // A sequential reader will touch every page: map them all at once.
+                    let populate = want.is_none();
+                    let opened = self
+                        .open_local(index, &block, client.clone(), offset, populate)
+                        .await;
+                    match opened {
                         Ok(r) => {
                             return Ok(BlockReader {
                                 worker_id: loc.worker_id,
@@ -304,6 +371,7 @@ impl FileInStream {
         block: &pb::BlockInfo,
         mut client: WorkerClient,
         offset: u64,
+        populate: bool,
     ) -> Result<BlockReader> {
         let resp = client
             .open_local_block(pb::OpenLocalBlockRequest {
@@ -314,7 +382,7 @@ impl FileInStream {
             .await
             .map_err(Error::from)?
             .into_inner();
-        let mapped = map_block(&resp.path, resp.length.min(block.length));
+        let mapped = map_block(&resp.path, resp.length.min(block.length), populate);
         let mmap = match mapped {
             Ok(m) => m,
             Err(e) => {
@@ -457,12 +525,22 @@ fn reader_can_serve(r: &BlockReader, offset: u64) -> bool {
     }
 }
 
-fn map_block(path: &str, length: u64) -> Result<Mmap> {
+/// Maps a block file read-only. `populate` fills the page tables up front (MAP_POPULATE): one
+/// pass in the kernel instead of a page fault per 4 KiB, which is what makes a sequential
+/// short-circuit read faster than read(2); random readers leave it off and fault in only what
+/// they touch.
+fn map_block(path: &str, length: u64, populate: bool) -> Result<Bytes> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::from(e).context(format!("short-circuit block file {path}")))?;
-    // SAFETY: the worker holds a lock (lease) on this block, so it is neither written, moved nor
-    // deleted while mapped; the mapping is read-only.
-    let mmap = unsafe { Mmap::map(&file) }
+    let mut opts = MmapOptions::new();
+    if populate {
+        opts.populate();
+    }
+    // SAFETY: the mapping is read-only, and a committed block file is never written or truncated
+    // again: the worker renames it into place once and later only unlinks it (evict, move to
+    // another tier, delete), which leaves existing mappings valid. So slices of it may outlive
+    // the short-circuit lock.
+    let mmap = unsafe { opts.map(&file) }
         .map_err(|e| Error::from(e).context(format!("mmap of {path}")))?;
     if (mmap.len() as u64) < length {
         return Err(Error::internal(format!(
@@ -470,17 +548,17 @@ fn map_block(path: &str, length: u64) -> Result<Mmap> {
             mmap.len()
         )));
     }
-    Ok(mmap)
+    Ok(Bytes::from_owner(mmap))
 }
 
 async fn read_from(
     reader: &mut BlockReader,
     offset: u64,
-    buf: &mut [u8],
+    max: usize,
     fs: &FileSystem,
     path: &str,
     session_id: u64,
-) -> Result<usize> {
+) -> Result<Bytes> {
     let metrics = &fs.inner.metrics;
     match &mut reader.source {
         Source::Local {
@@ -506,13 +584,12 @@ async fn read_from(
             let end = (reader.end as usize).min(mmap.len());
             let start = offset as usize;
             if start >= end {
-                return Ok(0);
+                return Ok(Bytes::new());
             }
-            let n = (end - start).min(buf.len());
-            buf[..n].copy_from_slice(&mmap[start..start + n]);
+            let n = (end - start).min(max);
             reader.offset = offset + n as u64;
             ClientMetrics::add(&metrics.bytes_read_short_circuit, n as u64);
-            Ok(n)
+            Ok(mmap.slice(start..start + n))
         }
         Source::Stream {
             stream,
@@ -537,9 +614,8 @@ async fn read_from(
                     return Err(Error::internal("the worker sent an empty chunk"));
                 }
             }
-            let n = pending.len().min(buf.len());
-            buf[..n].copy_from_slice(&pending[..n]);
-            let _ = pending.split_to(n);
+            let n = pending.len().min(max);
+            let chunk = pending.split_to(n);
             reader.offset = offset + n as u64;
             let counter = if *ufs {
                 &metrics.bytes_read_ufs
@@ -547,32 +623,40 @@ async fn read_from(
                 &metrics.bytes_read_remote
             };
             ClientMetrics::add(counter, n as u64);
-            Ok(n)
+            Ok(chunk)
         }
     }
 }
 
 impl Drop for FileInStream {
     fn drop(&mut self) {
-        // An unclosed stream still releases its short-circuit lock rather than waiting out the
+        // An unclosed stream still releases its short-circuit locks rather than waiting out the
         // lease.
-        if let Some(BlockReader {
-            block_id,
-            source: Source::Local { mut client, .. },
-            ..
-        }) = self.reader.take()
-        {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let session_id = self.session_id;
-                handle.spawn(async move {
+        let held: Vec<(u64, WorkerClient)> = self
+            .reader
+            .take()
+            .into_iter()
+            .chain(std::mem::take(&mut self.mapped))
+            .filter_map(|r| match r.source {
+                Source::Local { client, .. } => Some((r.block_id, client)),
+                Source::Stream { .. } => None,
+            })
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let session_id = self.session_id;
+            handle.spawn(async move {
+                for (block_id, mut client) in held {
                     let _ = client
                         .close_local_block(pb::CloseLocalBlockRequest {
                             block_id,
                             session_id,
                         })
                         .await;
-                });
-            }
+                }
+            });
         }
     }
 }

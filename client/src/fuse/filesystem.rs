@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use alluvium_common::{Error, ErrorCode, Result};
 use alluvium_proto as pb;
 use alluvium_proto::{FileInfo, ReadType, WriteType};
+use bytes::{Bytes, BytesMut};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
@@ -335,42 +336,51 @@ impl AlluviumFuse {
 
     /// Reads `size` bytes at `offset`, re-opening streams with fresh block locations while a
     /// worker is unavailable (bounded by `retry=`).
-    async fn read_handle(&self, r: &mut ReadHandle, offset: u64, size: u32) -> Result<Vec<u8>> {
+    async fn read_handle(&self, r: &mut ReadHandle, offset: u64, size: u32) -> Result<Bytes> {
         let len = r.stream.len();
         if offset >= len {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let want = (size as u64).min(len - offset) as usize;
-        let mut buf = vec![0u8; want];
         let started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
             let result = if offset == r.next {
-                // Sequential: continue the stream (it reads ahead to the block's end).
+                // Sequential: continue the stream (it reads ahead to the block's end). A read
+                // inside one block is a slice of the mapped block or received message, passed
+                // to the kernel without another copy.
                 async {
                     r.stream.seek(offset).await?;
-                    let mut done = 0;
-                    while done < want {
-                        let n = r.stream.read(&mut buf[done..]).await?;
-                        if n == 0 {
+                    let first = r.stream.read_bytes(want).await?;
+                    if first.len() == want || first.is_empty() {
+                        return Ok(first);
+                    }
+                    let mut out = BytesMut::with_capacity(want);
+                    out.extend_from_slice(&first);
+                    while out.len() < want {
+                        let more = r.stream.read_bytes(want - out.len()).await?;
+                        if more.is_empty() {
                             break;
                         }
-                        done += n;
+                        out.extend_from_slice(&more);
                     }
-                    Ok(done)
+                    Ok(out.freeze())
                 }
                 .await
             } else {
-                self.read_random(r, offset, &mut buf).await
+                let mut buf = vec![0u8; want];
+                self.read_random(r, offset, &mut buf).await.map(|n| {
+                    buf.truncate(n);
+                    Bytes::from(buf)
+                })
             };
             match result {
-                Ok(n) => {
-                    buf.truncate(n);
-                    if offset == r.next || n > 0 {
+                Ok(data) => {
+                    if offset == r.next || !data.is_empty() {
                         // A positioned read that the next one continues becomes sequential.
-                        r.next = offset + n as u64;
+                        r.next = offset + data.len() as u64;
                     }
-                    return Ok(buf);
+                    return Ok(data);
                 }
                 Err(e) if is_transient(&e) && started.elapsed() < self.opts.retry => {
                     tracing::debug!(path = %r.path, offset, error = %e, "fuse: read failed, retrying with fresh locations");
