@@ -300,6 +300,9 @@ impl Ufs {
                     let p = p.strip_prefix(&mem_prefix).unwrap_or(p);
                     let rel_path = p.trim_matches('/').to_string();
                     let name = rel_path.rsplit('/').next().unwrap_or("").to_string();
+                    if is_temporary_name(&name) {
+                        return None;
+                    }
                     if path::validate_name(&name).is_err() {
                         tracing::warn!(entry = %p, "skipping UFS entry with an invalid name");
                         return None;
@@ -356,7 +359,9 @@ impl Ufs {
     }
 
     /// A writer for file `rel`, creating parent directories as needed. Nothing is visible in the
-    /// UFS until [`UfsWriter::close`] returns successfully.
+    /// UFS until [`UfsWriter::close`] returns successfully: object stores publish on completion,
+    /// and file systems (local, WebHDFS) are written under a hidden temporary name beside the
+    /// target and renamed into place.
     pub async fn writer(&self, rel: &str) -> Result<UfsWriter> {
         let full = self.full(rel, false);
         if let Some(parent) = path::parent(&format!("/{}", rel.trim_matches('/'))) {
@@ -364,14 +369,32 @@ impl Ufs {
                 self.create_dir(parent).await?;
             }
         }
+        let tmp = matches!(self.uri.scheme, Scheme::File | Scheme::WebHdfs).then(|| {
+            let (dir, name) = match full.rsplit_once('/') {
+                Some((d, n)) => (format!("{d}/"), n),
+                None => (String::new(), full.as_str()),
+            };
+            format!("{dir}.{name}{TMP_MARKER}{:016x}", rand::random::<u64>())
+        });
         let w = self
             .op
-            .writer_with(&full)
+            .writer_with(tmp.as_deref().unwrap_or(&full))
             .chunk(8 * 1024 * 1024)
             .await
             .map_err(self.err(rel))?;
+        let local_dir = (self.uri.scheme == Scheme::File).then(|| {
+            let target = std::path::Path::new(&self.uri.path).join(&full);
+            target
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default()
+        });
         Ok(UfsWriter {
-            inner: w,
+            inner: Some(w),
+            op: self.op.clone(),
+            target: full,
+            tmp,
+            local_dir,
             what: self.uri_of(rel),
             written: 0,
         })
@@ -465,9 +488,25 @@ fn status_of(rel: &str, m: &opendal::Metadata) -> UfsStatus {
     }
 }
 
+/// Marks a file being written under its temporary name (`.<name>.alluvium-ufs-tmp-<random>`);
+/// listings skip such names.
+const TMP_MARKER: &str = ".alluvium-ufs-tmp-";
+
+/// Whether a UFS entry name is an unfinished write of a [`UfsWriter`].
+pub fn is_temporary_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TMP_MARKER)
+}
+
 /// Writes one UFS file. Dropping it without [`UfsWriter::close`] aborts the write.
 pub struct UfsWriter {
-    inner: opendal::Writer,
+    /// `None` once closed or aborted.
+    inner: Option<opendal::Writer>,
+    op: Operator,
+    target: String,
+    /// The temporary name written before the rename into `target` (file systems only).
+    tmp: Option<String>,
+    /// The local directory holding `target` (file:// only), synced after the rename.
+    local_dir: Option<std::path::PathBuf>,
     what: String,
     written: u64,
 }
@@ -476,23 +515,79 @@ impl UfsWriter {
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
         self.written += data.len() as u64;
         let what = &self.what;
-        self.inner.write(data).await.map_err(|e| map_err(e, what))
+        let Some(w) = self.inner.as_mut() else {
+            return Err(Error::internal(format!("{what}: write after close")));
+        };
+        w.write(data).await.map_err(|e| map_err(e, what))
     }
 
-    /// Completes the file; when this returns, the data is durable in the UFS.
+    /// Completes the file; when this returns, the data is durable in the UFS (for local files:
+    /// the data is synced, renamed into place, and the rename itself synced).
     pub async fn close(mut self) -> Result<u64> {
-        let what = &self.what;
-        self.inner.close().await.map_err(|e| map_err(e, what))?;
+        let what = self.what.clone();
+        let Some(mut w) = self.inner.take() else {
+            return Err(Error::internal(format!("{what}: closed twice")));
+        };
+        if let Err(e) = w.close().await {
+            self.remove_tmp().await;
+            return Err(map_err(e, &what));
+        }
+        if let Some(tmp) = self.tmp.clone() {
+            if let Err(e) = self.op.rename(&tmp, &self.target).await {
+                self.remove_tmp().await;
+                return Err(map_err(e, &what));
+            }
+            self.tmp = None;
+        }
+        if let Some(dir) = self.local_dir.take() {
+            tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+                .await
+                .map_err(|e| Error::internal(format!("{what}: sync task failed: {e}")))?
+                .map_err(|e| Error::from(e).context(format!("{what}: syncing its directory")))?;
+        }
         Ok(self.written)
     }
 
+    /// Abandons the write; nothing of it stays in the UFS.
     pub async fn abort(mut self) -> Result<()> {
-        let what = &self.what;
-        self.inner.abort().await.map_err(|e| map_err(e, what))
+        let what = self.what.clone();
+        let result = match self.inner.take() {
+            // Written under a temporary name: dropping the writer and removing the file is the
+            // abort (opendal's fs cannot abort a plain write).
+            Some(_) if self.tmp.is_some() => Ok(()),
+            Some(mut w) => w.abort().await.map_err(|e| map_err(e, &what)),
+            None => Ok(()),
+        };
+        self.remove_tmp().await;
+        result
     }
 
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    async fn remove_tmp(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            if let Err(e) = self.op.delete(&tmp).await {
+                tracing::warn!(file = %tmp, error = %e, "could not remove an unfinished UFS write");
+            }
+        }
+    }
+}
+
+impl Drop for UfsWriter {
+    fn drop(&mut self) {
+        // Dropped mid-write (the client went away): remove the temporary file in the background.
+        let Some(tmp) = self.tmp.take() else { return };
+        if self.inner.is_none() {
+            return;
+        }
+        let op = self.op.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = op.delete(&tmp).await;
+            });
+        }
     }
 }
 
@@ -550,6 +645,52 @@ mod tests {
         ufs.delete_dir_all("a").await.unwrap();
         assert!(ufs.stat("a").await.unwrap().is_none());
         assert!(ufs.delete_dir_all("").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn local_writes_appear_only_when_closed_and_aborts_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ufs = Ufs::open(dir.path().to_str().unwrap(), &no_opts()).unwrap();
+        let names = |ufs: &Ufs| {
+            let ufs = ufs.clone();
+            async move {
+                let mut n: Vec<String> = ufs
+                    .list("d")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| s.name)
+                    .collect();
+                n.sort();
+                n
+            }
+        };
+        // In flight: not listed, not at the target path.
+        let mut w = ufs.writer("d/a.bin").await.unwrap();
+        w.write(Bytes::from_static(b"hello")).await.unwrap();
+        assert!(names(&ufs).await.is_empty());
+        assert!(!dir.path().join("d/a.bin").exists());
+        assert_eq!(w.close().await.unwrap(), 5);
+        assert_eq!(names(&ufs).await, ["a.bin"]);
+        assert_eq!(std::fs::read(dir.path().join("d/a.bin")).unwrap(), b"hello");
+        // Aborted: the earlier file is untouched and no temporary file remains.
+        let mut w = ufs.writer("d/a.bin").await.unwrap();
+        w.write(Bytes::from_static(b"partial")).await.unwrap();
+        w.abort().await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("d/a.bin")).unwrap(), b"hello");
+        assert_eq!(std::fs::read_dir(dir.path().join("d")).unwrap().count(), 1);
+        // Dropped mid-write: the temporary file is removed in the background.
+        let mut w = ufs.writer("d/b.bin").await.unwrap();
+        w.write(Bytes::from_static(b"x")).await.unwrap();
+        drop(w);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_dir(dir.path().join("d")).unwrap().count() > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "temporary file left behind"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
