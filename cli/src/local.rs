@@ -90,22 +90,26 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
             t.dirs[0].display()
         );
     }
-    println!("  S3        http://localhost:{}", proxy.s3_addr().port());
-    match &generated_keys {
-        Some(path) => println!(
-            "            access key {} (secret in {})",
-            proxy_config.proxy.s3_credentials[0].access_key_id,
-            path.display()
-        ),
-        None => println!(
-            "            {} access key(s) from the configuration",
-            proxy_config.proxy.s3_credentials.len()
-        ),
+    if let Some(s3) = proxy.s3_addr() {
+        println!("  S3        http://localhost:{}", s3.port());
+        match &generated_keys {
+            Some(path) => println!(
+                "            access key {} (secret in {})",
+                proxy_config.proxy.s3_credentials[0].access_key_id,
+                path.display()
+            ),
+            None => println!(
+                "            {} access key(s) from the configuration",
+                proxy_config.proxy.s3_credentials.len()
+            ),
+        }
     }
-    println!(
-        "  WebHDFS   http://localhost:{0} (webhdfs://localhost:{0}/)",
-        proxy.webhdfs_addr().port()
-    );
+    if let Some(webhdfs) = proxy.webhdfs_addr() {
+        println!(
+            "  WebHDFS   http://localhost:{0} (webhdfs://localhost:{0}/)",
+            webhdfs.port()
+        );
+    }
     println!("  root UFS  {}", config.master.root_ufs);
     println!("  data dir  {}", args.data_dir.display());
     println!("Try `alluvium fs ls /` in another shell. Stop with Ctrl-C.");

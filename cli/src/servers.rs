@@ -23,7 +23,7 @@ pub async fn run_worker(config: Config) -> Result<()> {
 
 pub async fn run_proxy(config: Config) -> Result<()> {
     let proxy = ProxyServer::start(config).await?;
-    tracing::info!(s3 = %proxy.s3_addr(), webhdfs = %proxy.webhdfs_addr(), "proxy running");
+    tracing::info!(s3 = ?proxy.s3_addr(), webhdfs = ?proxy.webhdfs_addr(), "proxy running");
     shutdown_signal().await;
     tracing::info!("shutting down the proxy");
     proxy.shutdown().await

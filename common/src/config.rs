@@ -171,8 +171,12 @@ impl std::fmt::Debug for SecurityConfig {
 pub struct ProxyConfig {
     /// Address both gateways bind to.
     pub bind_host: String,
+    /// Serve the S3 API.
+    pub s3_enabled: bool,
     /// S3 API port (0 = a free port).
     pub s3_port: u16,
+    /// Serve the WebHDFS REST API.
+    pub webhdfs_enabled: bool,
     /// WebHDFS REST API port (0 = a free port).
     pub webhdfs_port: u16,
     /// Access keys the S3 gateway accepts; each maps to the user requests run as.
@@ -194,7 +198,9 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
             bind_host: "0.0.0.0".into(),
+            s3_enabled: true,
             s3_port: 39999,
+            webhdfs_enabled: true,
             webhdfs_port: 9870,
             s3_credentials: Vec::new(),
             region: "us-east-1".into(),
@@ -206,7 +212,9 @@ impl std::fmt::Debug for ProxyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProxyConfig")
             .field("bind_host", &self.bind_host)
+            .field("s3_enabled", &self.s3_enabled)
             .field("s3_port", &self.s3_port)
+            .field("webhdfs_enabled", &self.webhdfs_enabled)
             .field("webhdfs_port", &self.webhdfs_port)
             .field("s3_credentials", &self.s3_credentials)
             .field("region", &self.region)

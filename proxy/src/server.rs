@@ -21,12 +21,13 @@ pub struct GatewayState {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub credentials: Arc<Credentials>,
-    pub webhdfs_addr: SocketAddr,
+    /// Where WebHDFS two-step CREATE redirects point (unset when WebHDFS is off).
+    pub webhdfs_addr: Option<SocketAddr>,
 }
 
 pub struct ProxyServer {
-    s3_addr: SocketAddr,
-    webhdfs_addr: SocketAddr,
+    s3_addr: Option<SocketAddr>,
+    webhdfs_addr: Option<SocketAddr>,
     stop: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -46,10 +47,24 @@ impl ProxyServer {
     /// port); talks to the master at config.master_address.
     pub async fn start(config: Config) -> Result<ProxyServer> {
         let pc = &config.proxy;
-        let s3_listener = bind(&pc.bind_host, pc.s3_port, "S3").await?;
-        let webhdfs_listener = bind(&pc.bind_host, pc.webhdfs_port, "WebHDFS").await?;
-        let s3_addr = s3_listener.local_addr()?;
-        let webhdfs_addr = webhdfs_listener.local_addr()?;
+        if !pc.s3_enabled && !pc.webhdfs_enabled {
+            return Err(Error::invalid_argument(
+                "proxy: both gateways are disabled (proxy.s3_enabled and proxy.webhdfs_enabled are false)",
+            ));
+        }
+        let s3_listener = match pc.s3_enabled {
+            true => Some(bind(&pc.bind_host, pc.s3_port, "S3").await?),
+            false => None,
+        };
+        let webhdfs_listener = match pc.webhdfs_enabled {
+            true => Some(bind(&pc.bind_host, pc.webhdfs_port, "WebHDFS").await?),
+            false => None,
+        };
+        let s3_addr = s3_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let webhdfs_addr = webhdfs_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let metrics = Arc::new(Metrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
@@ -60,7 +75,7 @@ impl ProxyServer {
             credentials: Arc::new(Credentials::from_config(pc)),
             webhdfs_addr,
         };
-        if pc.s3_credentials.is_empty() {
+        if pc.s3_enabled && pc.s3_credentials.is_empty() {
             tracing::warn!(
                 "no proxy.s3_credentials configured: the S3 gateway refuses every request"
             );
@@ -73,7 +88,10 @@ impl ProxyServer {
         let s3 = Router::new().fallback(crate::s3::handle).with_state(state);
         let mut stop = Vec::new();
         let mut tasks = Vec::new();
-        for (listener, app) in [(s3_listener, s3), (webhdfs_listener, webhdfs)] {
+        let served = [(s3_listener, s3), (webhdfs_listener, webhdfs)]
+            .into_iter()
+            .filter_map(|(l, app)| Some((l?, app)));
+        for (listener, app) in served {
             let (tx, rx) = oneshot::channel::<()>();
             stop.push(tx);
             tasks.push(tokio::spawn(async move {
@@ -84,7 +102,7 @@ impl ProxyServer {
                     .await
             }));
         }
-        tracing::info!(%s3_addr, %webhdfs_addr, master = %config.master_address, "gateways serving");
+        tracing::info!(s3 = ?s3_addr, webhdfs = ?webhdfs_addr, master = %config.master_address, "gateways serving");
         Ok(ProxyServer {
             s3_addr,
             webhdfs_addr,
@@ -93,11 +111,13 @@ impl ProxyServer {
         })
     }
 
-    pub fn s3_addr(&self) -> SocketAddr {
+    /// The S3 gateway's address, when it is enabled.
+    pub fn s3_addr(&self) -> Option<SocketAddr> {
         self.s3_addr
     }
 
-    pub fn webhdfs_addr(&self) -> SocketAddr {
+    /// The WebHDFS gateway's address, when it is enabled.
+    pub fn webhdfs_addr(&self) -> Option<SocketAddr> {
         self.webhdfs_addr
     }
 

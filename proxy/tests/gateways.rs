@@ -88,7 +88,7 @@ impl Gateway {
     fn hdfs(&self, path: &str, op: &str, extra: &str) -> String {
         format!(
             "http://{}/webhdfs/v1{path}?op={op}&user.name={}{extra}",
-            self.proxy.as_ref().unwrap().webhdfs_addr(),
+            self.proxy.as_ref().unwrap().webhdfs_addr().unwrap(),
             self.user
         )
     }
@@ -168,7 +168,7 @@ impl Gateway {
         key: &str,
         secret: &str,
     ) -> (HeaderMap, ChunkSigner) {
-        let addr = self.proxy.as_ref().unwrap().s3_addr();
+        let addr = self.proxy.as_ref().unwrap().s3_addr().unwrap();
         let uri: axum::http::Uri = path_and_query.parse().unwrap();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -232,7 +232,7 @@ impl Gateway {
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> reqwest::Response {
-        let addr = self.proxy.as_ref().unwrap().s3_addr();
+        let addr = self.proxy.as_ref().unwrap().s3_addr().unwrap();
         self.http
             .request(method, format!("http://{addr}{path_and_query}"))
             .headers(headers)
@@ -803,7 +803,7 @@ async fn s3_objects_multipart_and_auth() {
         )
         .await;
     assert!(r.text().await.unwrap().contains("InvalidAccessKeyId"));
-    let addr = g.proxy.as_ref().unwrap().s3_addr();
+    let addr = g.proxy.as_ref().unwrap().s3_addr().unwrap();
     let r = g
         .http
         .put(format!("http://{addr}/bkt/evil"))
@@ -848,4 +848,35 @@ async fn s3_objects_multipart_and_auth() {
     );
     assert_eq!(g.s3(Method::HEAD, "/bkt", vec![], &[]).await.status(), 404);
     g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gateway_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::default();
+    c.master.bind_host = "127.0.0.1".into();
+    c.master.rpc_port = 0;
+    c.master.web_port = 0;
+    c.master.metastore_dir = dir.path().join("meta");
+    c.master.root_ufs = dir.path().join("ufs").display().to_string();
+    let master = MasterServer::start(c.clone()).await.unwrap();
+    c.master_address = master.rpc_addr().to_string();
+    c.proxy.bind_host = "127.0.0.1".into();
+    c.proxy.s3_port = 0;
+    c.proxy.webhdfs_port = 0;
+    c.proxy.s3_enabled = false;
+    let proxy = ProxyServer::start(c.clone()).await.unwrap();
+    assert_eq!(proxy.s3_addr(), None);
+    let addr = proxy.webhdfs_addr().expect("WebHDFS stays on");
+    let r = reqwest::get(format!(
+        "http://{addr}/webhdfs/v1/?op=GETFILESTATUS&user.name=root"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    proxy.shutdown().await.unwrap();
+    c.proxy.webhdfs_enabled = false;
+    let e = ProxyServer::start(c).await.err().expect("nothing to serve");
+    assert_eq!(e.code, alluvium_common::ErrorCode::InvalidArgument);
+    master.shutdown().await.unwrap();
 }

@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
-    TCPSocketAction,
+    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
+    ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -24,6 +24,22 @@ fn enabled_ports(p: &ValidProxy) -> Vec<(&'static str, i32)> {
     v
 }
 
+/// The shared environment plus which gateways to serve: a disabled API is not even bound.
+fn proxy_env(c: &ValidatedCluster, p: &ValidProxy) -> Vec<EnvVar> {
+    let mut v = common_env(c);
+    for (name, on) in [
+        ("ALLUVIUM_PROXY__S3_ENABLED", p.s3),
+        ("ALLUVIUM_PROXY__WEBHDFS_ENABLED", p.webhdfs),
+    ] {
+        v.push(EnvVar {
+            name: name.into(),
+            value: Some(on.to_string()),
+            ..Default::default()
+        });
+    }
+    v
+}
+
 pub fn deployment(c: &ValidatedCluster, p: &ValidProxy) -> Deployment {
     let ports = enabled_ports(p);
     let first = ports.first().map(|(n, _)| *n).unwrap_or("s3");
@@ -36,7 +52,7 @@ pub fn deployment(c: &ValidatedCluster, p: &ValidProxy) -> Deployment {
             "--config".into(),
             names::CONFIG_FILE.into(),
         ]),
-        env: Some(common_env(c)),
+        env: Some(proxy_env(c, p)),
         ports: Some(
             ports
                 .iter()

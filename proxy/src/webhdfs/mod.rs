@@ -143,6 +143,11 @@ fn request_path(uri: &Uri) -> WResult<String> {
     Ok(normalize(&path)?)
 }
 
+/// This gateway's own `host:port` (requests reach this module only when WebHDFS is on).
+fn gateway_host(st: &GatewayState) -> String {
+    st.webhdfs_addr.map(|a| a.to_string()).unwrap_or_default()
+}
+
 /// Every request to the WebHDFS port.
 pub async fn handle(
     State(st): State<GatewayState>,
@@ -520,7 +525,7 @@ async fn create(
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
-            .unwrap_or_else(|| st.webhdfs_addr.to_string());
+            .unwrap_or_else(|| gateway_host(st));
         let query = uri.query().unwrap_or("");
         let location = format!("http://{host}{}?{query}&data=true", uri.path());
         if p.bool("noredirect", false)? {
@@ -566,7 +571,7 @@ async fn create(
     }
     out.close().await?;
     let mut r = empty(StatusCode::CREATED);
-    if let Ok(v) = header::HeaderValue::from_str(&format!("webhdfs://{}{path}", st.webhdfs_addr)) {
+    if let Ok(v) = header::HeaderValue::from_str(&format!("webhdfs://{}{path}", gateway_host(st))) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
