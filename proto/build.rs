@@ -10,7 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|p| p.extension().is_some_and(|x| x == "proto"))
         .collect();
     files.sort();
+    // The CSI spec's `csi.v1` package (the subset the CSI driver serves), for `alluvium-csi`.
+    files.push(PathBuf::from("csi/v1/csi.proto"));
     println!("cargo:rerun-if-changed=alluvium");
+    println!("cargo:rerun-if-changed=csi");
     let fds = protox::compile(&files, ["."])?;
     tonic_prost_build::configure()
         // `bytes` fields decode into `bytes::Bytes`: chunks are slices of the receive buffer, and

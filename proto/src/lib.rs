@@ -8,6 +8,15 @@ pub mod v1 {
 
 pub use v1::*;
 
+/// The Container Storage Interface (`csi.v1`, spec v1.12): the Identity, Controller and Node
+/// services the CSI driver serves, generated from `csi/v1/csi.proto`.
+pub mod csi {
+    #[allow(clippy::all, clippy::pedantic, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("csi.v1");
+    }
+}
+
 /// gRPC metadata key carrying the caller's user name.
 pub const USER_HEADER: &str = "x-alluvium-user";
 /// gRPC metadata key carrying the caller's groups, comma separated.

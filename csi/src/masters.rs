@@ -1,0 +1,77 @@
+//! One client per master address: volumes of several Alluvium clusters can be served by one
+//! plugin (each StorageClass or static PV names its master).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use alluvium_client::FileSystem;
+use alluvium_common::{Config, Error, ErrorCode, Result};
+use parking_lot::Mutex;
+
+use crate::config_for;
+
+/// How long the controller and stats calls keep retrying an unreachable master before they
+/// answer UNAVAILABLE (the CO retries them anyway).
+const CALL_RETRY: Duration = Duration::from_secs(5);
+
+/// How long Probe waits for the master.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Masters {
+    base: Config,
+    clients: Mutex<HashMap<String, FileSystem>>,
+}
+
+impl Masters {
+    pub fn new(base: Config) -> Self {
+        Self {
+            base,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn base(&self) -> &Config {
+        &self.base
+    }
+
+    /// The plugin's own master (`--master`, `ALLUVIUM_MASTER` or the config file).
+    pub fn default_master(&self) -> &str {
+        &self.base.master_address
+    }
+
+    /// The client for `master` (connections are made on first use).
+    pub async fn get(&self, master: &str) -> Result<FileSystem> {
+        if let Some(fs) = self.clients.lock().get(master) {
+            return Ok(fs.clone());
+        }
+        let mut config = config_for(&self.base, master);
+        config.client.retry_duration = CALL_RETRY;
+        let fs = FileSystem::connect(&config)
+            .await
+            .map_err(|e| e.context(format!("master {master}")))?;
+        Ok(self
+            .clients
+            .lock()
+            .entry(master.to_string())
+            .or_insert(fs)
+            .clone())
+    }
+
+    /// Whether the default master answers now (a fresh client with no retries, bounded).
+    pub async fn probe(&self) -> Result<()> {
+        let mut config = self.base.clone();
+        config.client.retry_duration = Duration::ZERO;
+        config.client.rpc_timeout = PROBE_TIMEOUT;
+        let fs = FileSystem::connect(&config).await?;
+        match tokio::time::timeout(PROBE_TIMEOUT, fs.master_info()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(Error::new(
+                ErrorCode::DeadlineExceeded,
+                format!(
+                    "master {} did not answer within {PROBE_TIMEOUT:?}",
+                    config.master_address
+                ),
+            )),
+        }
+    }
+}
