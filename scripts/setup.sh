@@ -5,9 +5,10 @@
 #   - librocksdb-dev: RocksDB itself (linked, not compiled: see .cargo/config.toml)
 #   - fuse3: FUSE mounts (fusermount3); fio: storage benchmarks and FUSE tests
 #   - python3-venv: the real-client test environment
+#   - chromium: the web UI test (e2e/ui) drives it headless through Playwright
 set -euo pipefail
 
-packages=(clang libclang-dev librocksdb-dev fuse3 fio pkg-config)
+packages=(clang libclang-dev librocksdb-dev fuse3 fio pkg-config chromium)
 if [[ "${ALLUVIUM_SETUP_PYTHON:-0}" == 1 ]] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   packages+=(python3-venv)
 fi

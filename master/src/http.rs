@@ -1,115 +1,47 @@
-//! The master's HTTP endpoints on the web port: Prometheus metrics, JSON status, health.
+//! The master's HTTP server on the web port: the web UI and its JSON REST API ([`crate::web`]),
+//! Prometheus metrics at `/metrics`, and `/healthz`.
 
 use std::sync::Arc;
 
+use alluvium_common::Config;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::server::Shared;
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The web port's routes, and the web UI's background sampler (which stops with `stop`).
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> (Router, JoinHandle<()>) {
+    let (web, sampler) = crate::web::start(shared.clone(), config, stop);
+    let router = Router::new()
         .route("/metrics", get(metrics))
-        .route("/api/v1/master", get(master))
-        .route("/api/v1/workers", get(workers))
-        .route("/api/v1/mounts", get(mounts))
         .route("/healthz", get(healthz))
         .with_state(shared)
+        .merge(web);
+    (router, sampler)
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     s.refresh_gauges();
+    let c = s.blocks.capacity();
+    s.metrics.set_tiers(&c.tiers);
+    s.metrics.blocks.set(c.block_count as i64);
+    s.metrics
+        .uptime_seconds
+        .set((alluvium_common::time::now_ms() - s.start_time_ms) / 1000);
     (
         [(header::CONTENT_TYPE, alluvium_common::metrics::CONTENT_TYPE)],
         s.metrics.encode(),
     )
         .into_response()
-}
-
-fn tiers_json(tiers: &[alluvium_proto::TierUsage]) -> Value {
-    tiers
-        .iter()
-        .map(|t| {
-            json!({
-                "alias": t.alias,
-                "ordinal": t.ordinal,
-                "capacityBytes": t.capacity_bytes,
-                "usedBytes": t.used_bytes,
-                "blockCount": t.block_count,
-            })
-        })
-        .collect()
-}
-
-async fn master(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let i = s.master_info();
-    Json(json!({
-        "version": i.version,
-        "rpcAddress": i.rpc_address,
-        "webPort": i.web_port,
-        "startTimeMs": i.start_time_ms,
-        "uptimeMs": i.uptime_ms,
-        "liveWorkers": i.live_workers,
-        "lostWorkers": i.lost_workers,
-        "capacityBytes": i.capacity_bytes,
-        "usedBytes": i.used_bytes,
-        "tiers": tiers_json(&i.tiers),
-        "fileCount": i.file_count,
-        "directoryCount": i.directory_count,
-        "blockCount": i.block_count,
-        "rootUfs": i.root_ufs,
-        "defaultBlockSize": i.default_block_size,
-        "superuser": i.superuser,
-    }))
-}
-
-async fn workers(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let list: Vec<Value> = s
-        .blocks
-        .workers()
-        .into_iter()
-        .map(|w| {
-            let a = w.address.unwrap_or_default();
-            json!({
-                "id": w.id,
-                "host": a.host,
-                "rpcPort": a.rpc_port,
-                "httpPort": a.http_port,
-                "state": w.state,
-                "lastHeartbeatMs": w.last_heartbeat_ms,
-                "startTimeMs": w.start_time_ms,
-                "blockCount": w.block_count,
-                "capacityBytes": w.capacity_bytes,
-                "usedBytes": w.used_bytes,
-                "tiers": tiers_json(&w.tiers),
-            })
-        })
-        .collect();
-    Json(Value::Array(list))
-}
-
-async fn mounts(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let list: Vec<Value> =
-        s.ns.mount_infos()
-            .into_iter()
-            .map(|m| {
-                json!({
-                    "mountId": m.mount_id,
-                    "path": m.path,
-                    "ufsUri": m.ufs_uri,
-                    "readOnly": m.read_only,
-                    "options": m.options.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-                    "syncIntervalMs": m.sync_interval_ms,
-                    "mountedAtMs": m.mounted_at_ms,
-                    "shared": m.shared,
-                })
-            })
-            .collect();
-    Json(Value::Array(list))
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -1,10 +1,16 @@
 //! The master's Prometheus metrics (`alluvium_master_*`).
 
+use alluvium_common::metrics::OperationDurations;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    pub tier: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
@@ -31,6 +37,14 @@ pub struct Metrics {
     pub persist_done: Counter,
     pub persist_failed: Counter,
     pub ttl_actions: Counter,
+    /// `alluvium_master_operation_duration_seconds{operation}`, filled by the gRPC server's
+    /// [`alluvium_common::metrics::Timed`] wrapper.
+    pub operations: OperationDurations,
+    pub tier_capacity_bytes: Family<TierLabels, Gauge>,
+    pub tier_used_bytes: Family<TierLabels, Gauge>,
+    pub tier_blocks: Family<TierLabels, Gauge>,
+    pub blocks: Gauge,
+    pub uptime_seconds: Gauge,
 }
 
 impl Default for Metrics {
@@ -60,6 +74,12 @@ impl Metrics {
             persist_done: Counter::default(),
             persist_failed: Counter::default(),
             ttl_actions: Counter::default(),
+            operations: alluvium_common::metrics::operation_durations(),
+            tier_capacity_bytes: Family::default(),
+            tier_used_bytes: Family::default(),
+            tier_blocks: Family::default(),
+            blocks: Gauge::default(),
+            uptime_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -144,11 +164,57 @@ impl Metrics {
             "Expired TTLs acted on",
             m.ttl_actions.clone(),
         );
+        r.register(
+            "master_operation_duration_seconds",
+            "Latency of master gRPC operations, by operation",
+            m.operations.clone(),
+        );
+        r.register(
+            "master_tier_capacity_bytes",
+            "Capacity of live workers, by tier",
+            m.tier_capacity_bytes.clone(),
+        );
+        r.register(
+            "master_tier_used_bytes",
+            "Bytes used on live workers, by tier",
+            m.tier_used_bytes.clone(),
+        );
+        r.register(
+            "master_tier_blocks",
+            "Blocks cached on live workers, by tier",
+            m.tier_blocks.clone(),
+        );
+        r.register(
+            "master_blocks",
+            "Blocks with at least one cached copy",
+            m.blocks.clone(),
+        );
+        r.register(
+            "master_uptime_seconds",
+            "Seconds since the master started",
+            m.uptime_seconds.clone(),
+        );
         Self { registry, ..m }
     }
 
     pub fn encode(&self) -> String {
         alluvium_common::metrics::encode_text(&self.registry)
+    }
+
+    /// Sets the per-tier gauges (before each scrape).
+    pub fn set_tiers(&self, tiers: &[alluvium_proto::TierUsage]) {
+        for t in tiers {
+            let l = TierLabels {
+                tier: t.alias.clone(),
+            };
+            self.tier_capacity_bytes
+                .get_or_create(&l)
+                .set(t.capacity_bytes as i64);
+            self.tier_used_bytes
+                .get_or_create(&l)
+                .set(t.used_bytes as i64);
+            self.tier_blocks.get_or_create(&l).set(t.block_count as i64);
+        }
     }
 
     pub fn rpc(&self, method: &str, code: &str) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_common::identity::SecretCheck;
+use alluvium_common::metrics::Timed;
 use alluvium_common::time::now_ms;
 use alluvium_common::{Config, Error, Result};
 use alluvium_proto::block_master_server::BlockMasterServer;
@@ -162,8 +163,14 @@ impl MasterServer {
                 .initial_stream_window_size(Some(alluvium_proto::STREAM_WINDOW_BYTES))
                 .initial_connection_window_size(Some(alluvium_proto::CONNECTION_WINDOW_BYTES))
                 .max_frame_size(Some(alluvium_proto::MAX_FRAME_BYTES))
-                .add_service(InterceptedService::new(fs, secret.clone()))
-                .add_service(InterceptedService::new(bm, secret))
+                .add_service(InterceptedService::new(
+                    Timed::new(fs, metrics.operations.clone()),
+                    secret.clone(),
+                ))
+                .add_service(InterceptedService::new(
+                    Timed::new(bm, metrics.operations.clone()),
+                    secret,
+                ))
                 .serve_with_incoming_shutdown(
                     // TCP_NODELAY: without it, small replies and stream trailers wait for the
                     // peer's delayed ACK (~40 ms per listing or block stream). Server::tcp_nodelay
@@ -174,16 +181,18 @@ impl MasterServer {
                     },
                 ),
         );
+        let (web_router, sampler_task) =
+            crate::http::start(shared.clone(), &config, stop_rx.clone());
         let mut rx = stop_rx.clone();
         let web_task = tokio::spawn(async move {
-            axum::serve(web_listener, crate::http::router(shared.clone()))
+            axum::serve(web_listener, web_router)
                 .with_graceful_shutdown(async move {
                     let _ = rx.changed().await;
                 })
                 .await
         });
 
-        let mut background = Vec::new();
+        let mut background = vec![sampler_task];
         {
             let blocks = blocks.clone();
             let metrics = metrics.clone();

@@ -1,17 +1,18 @@
-//! The worker's HTTP face: `/metrics` (Prometheus), `/api/v1/worker` (JSON status), `/healthz`.
+//! The worker's HTTP face: `/` (status page), `/api/v1/worker` (the same data as JSON),
+//! `/metrics` (Prometheus), `/healthz`. The page and the JSON share [`gather`].
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::master_client::MasterClient;
-use crate::metrics::WorkerMetrics;
+use crate::metrics::{CounterSnapshot, WorkerMetrics};
 use crate::store::{BlockStore, EvictionRecord};
 
 #[derive(Clone)]
@@ -24,43 +25,46 @@ pub struct HttpState {
 }
 
 #[derive(Serialize)]
-struct DirJson {
-    path: String,
-    capacity_bytes: u64,
-    used_bytes: u64,
+pub(crate) struct DirJson {
+    pub(crate) path: String,
+    pub(crate) capacity_bytes: u64,
+    pub(crate) used_bytes: u64,
 }
 
 #[derive(Serialize)]
-struct TierJson {
-    alias: String,
-    ordinal: u32,
-    capacity_bytes: u64,
-    used_bytes: u64,
-    block_count: u64,
-    high_watermark: f64,
-    low_watermark: f64,
-    dirs: Vec<DirJson>,
+pub(crate) struct TierJson {
+    pub(crate) alias: String,
+    pub(crate) ordinal: u32,
+    pub(crate) capacity_bytes: u64,
+    pub(crate) used_bytes: u64,
+    pub(crate) block_count: u64,
+    pub(crate) high_watermark: f64,
+    pub(crate) low_watermark: f64,
+    pub(crate) dirs: Vec<DirJson>,
 }
 
 #[derive(Serialize)]
-struct WorkerJson {
-    version: &'static str,
-    worker_id: Option<u64>,
-    host: String,
-    rpc_port: u32,
-    http_port: u32,
-    start_time_ms: i64,
-    uptime_ms: i64,
-    capacity_bytes: u64,
-    used_bytes: u64,
-    block_count: u64,
-    tiers: Vec<TierJson>,
-    recent_evictions: Vec<EvictionRecord>,
+pub(crate) struct WorkerJson {
+    pub(crate) version: &'static str,
+    pub(crate) worker_id: Option<u64>,
+    pub(crate) host: String,
+    pub(crate) rpc_port: u32,
+    pub(crate) http_port: u32,
+    pub(crate) start_time_ms: i64,
+    pub(crate) uptime_ms: i64,
+    pub(crate) capacity_bytes: u64,
+    pub(crate) used_bytes: u64,
+    pub(crate) block_count: u64,
+    pub(crate) tiers: Vec<TierJson>,
+    pub(crate) recent_evictions: Vec<EvictionRecord>,
+    /// Counters since the worker started (bytes read from cache and UFS, evictions, ...).
+    pub(crate) counters: CounterSnapshot,
 }
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/", get(page))
         .route("/api/v1/worker", get(worker))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
@@ -83,6 +87,15 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn worker(State(s): State<HttpState>) -> Json<WorkerJson> {
+    Json(gather(&s))
+}
+
+async fn page(State(s): State<HttpState>) -> Response {
+    alluvium_webui::reply::html_page(crate::web::render(&gather(&s)))
+}
+
+/// Everything the status page and `/api/v1/worker` show.
+pub(crate) fn gather(s: &HttpState) -> WorkerJson {
     let usage = s.store.usage();
     let dirs = s.store.dir_usage();
     let tiers: Vec<TierJson> = usage
@@ -110,7 +123,8 @@ async fn worker(State(s): State<HttpState>) -> Json<WorkerJson> {
         })
         .collect();
     let addr = s.master.address();
-    Json(WorkerJson {
+    let counters = s.metrics.snapshot(usage.iter().map(|u| u.alias.as_str()));
+    WorkerJson {
         version: alluvium_common::VERSION,
         worker_id: s.master.worker_id(),
         host: addr.host.clone(),
@@ -123,5 +137,6 @@ async fn worker(State(s): State<HttpState>) -> Json<WorkerJson> {
         block_count: usage.iter().map(|u| u.block_count).sum(),
         tiers,
         recent_evictions: s.store.recent_evictions(),
-    })
+        counters,
+    }
 }

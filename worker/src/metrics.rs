@@ -1,9 +1,13 @@
 //! The worker's Prometheus metrics, all named `alluvium_worker_..._<unit>`.
 
+use std::collections::BTreeMap;
+
+use alluvium_common::metrics::OperationDurations;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use serde::Serialize;
 
 type Labels = Vec<(String, String)>;
 
@@ -12,7 +16,7 @@ fn label(k: &str, v: &str) -> Labels {
 }
 
 /// Counters and gauges of one worker. Cloning shares the underlying values.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct WorkerMetrics {
     bytes_read: Family<Labels, Counter>,
     bytes_written: Family<Labels, Counter>,
@@ -24,6 +28,41 @@ pub struct WorkerMetrics {
     capacity_bytes: Family<Labels, Gauge>,
     used_bytes: Family<Labels, Gauge>,
     blocks: Family<Labels, Gauge>,
+    /// `alluvium_worker_operation_duration_seconds{operation}`, filled by the gRPC server's
+    /// [`alluvium_common::metrics::Timed`] wrapper.
+    pub operations: OperationDurations,
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        Self {
+            bytes_read: Family::default(),
+            bytes_written: Family::default(),
+            short_circuit_opens: Counter::default(),
+            short_circuit_creates: Counter::default(),
+            blocks_evicted: Family::default(),
+            blocks_moved: Family::default(),
+            blocks_promoted: Counter::default(),
+            capacity_bytes: Family::default(),
+            used_bytes: Family::default(),
+            blocks: Family::default(),
+            operations: alluvium_common::metrics::operation_durations(),
+        }
+    }
+}
+
+/// The worker's counters at one moment, for its status page and JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CounterSnapshot {
+    pub bytes_read_cache: u64,
+    pub bytes_read_ufs: u64,
+    pub short_circuit_opens: u64,
+    pub short_circuit_creates: u64,
+    pub blocks_promoted: u64,
+    /// Blocks dropped, by tier.
+    pub blocks_evicted: BTreeMap<String, u64>,
+    /// Bytes written, by tier.
+    pub bytes_written: BTreeMap<String, u64>,
 }
 
 impl WorkerMetrics {
@@ -79,6 +118,38 @@ impl WorkerMetrics {
             "Blocks held in each tier",
             self.blocks.clone(),
         );
+        registry.register(
+            "worker_operation_duration_seconds",
+            "Latency of worker gRPC operations, by operation",
+            self.operations.clone(),
+        );
+    }
+
+    /// The counters now; per-tier ones for each of `tiers`.
+    pub fn snapshot<'a>(&self, tiers: impl IntoIterator<Item = &'a str>) -> CounterSnapshot {
+        // One statement per lookup: `get_or_create` returns a read guard, and a second lookup
+        // that creates a label while the first guard lives would wait for itself.
+        let cache = self
+            .bytes_read
+            .get_or_create(&label("source", "cache"))
+            .get();
+        let ufs = self.bytes_read.get_or_create(&label("source", "ufs")).get();
+        let mut s = CounterSnapshot {
+            bytes_read_cache: cache,
+            bytes_read_ufs: ufs,
+            short_circuit_opens: self.short_circuit_opens.get(),
+            short_circuit_creates: self.short_circuit_creates.get(),
+            blocks_promoted: self.blocks_promoted.get(),
+            ..Default::default()
+        };
+        for t in tiers {
+            let l = label("tier", t);
+            let evicted = self.blocks_evicted.get_or_create(&l).get();
+            s.blocks_evicted.insert(t.to_string(), evicted);
+            let written = self.bytes_written.get_or_create(&l).get();
+            s.bytes_written.insert(t.to_string(), written);
+        }
+        s
     }
 
     pub fn read(&self, source: &str, bytes: u64) {
@@ -142,6 +213,11 @@ mod tests {
         m.written("MEM", 7);
         m.moved("MEM", "SSD");
         m.set_tier("MEM", 10, 5, 1);
+        // Labels not seen yet are created on the way (a snapshot must not wait for itself).
+        let snap = m.snapshot(["MEM", "SSD"]);
+        assert_eq!((snap.bytes_read_cache, snap.bytes_read_ufs), (5, 0));
+        assert_eq!(snap.bytes_written["MEM"], 7);
+        assert_eq!(snap.blocks_evicted["SSD"], 0);
         let text = alluvium_common::metrics::encode_text(&r);
         for name in [
             "alluvium_worker_bytes_read_total{source=\"cache\"} 5",

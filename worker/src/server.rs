@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_common::identity::{Caller, IdentityInterceptor, SecretCheck};
+use alluvium_common::metrics::Timed;
 use alluvium_common::time::now_ms;
 use alluvium_common::{Config, Error, Result};
 use alluvium_proto::block_worker_server::BlockWorkerServer;
@@ -116,7 +117,10 @@ impl WorkerServer {
         let grpc = BlockWorkerServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let grpc = InterceptedService::new(grpc, SecretCheck::new(secret));
+        let grpc = InterceptedService::new(
+            Timed::new(grpc, metrics.operations.clone()),
+            SecretCheck::new(secret),
+        );
         let mut stop = rx.clone();
         tasks.push(tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
