@@ -239,6 +239,21 @@ impl pb::file_system_master_server::FileSystemMaster for Cluster {
     ) -> Result<Response<pb::LoadMetadataResponse>, Status> {
         Err(Status::unimplemented("fixture"))
     }
+    type CheckConsistencyStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::CheckConsistencyResponse, Status>> + Send>,
+    >;
+    async fn check_consistency(
+        &self,
+        _: Request<pb::CheckConsistencyRequest>,
+    ) -> Result<Response<Self::CheckConsistencyStream>, Status> {
+        Err(Status::unimplemented("fixture"))
+    }
+    async fn get_metrics(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::GetMetricsResponse>, Status> {
+        Err(Status::unimplemented("fixture"))
+    }
 }
 
 #[tonic::async_trait]

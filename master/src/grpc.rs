@@ -48,6 +48,8 @@ impl Shared {
 }
 
 type ListStream = Pin<Box<dyn Stream<Item = Result<ListStatusResponse, Status>> + Send>>;
+type ConsistencyStream =
+    Pin<Box<dyn Stream<Item = Result<CheckConsistencyResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl FileSystemMasterRpc for FileSystemService {
@@ -245,6 +247,41 @@ impl FileSystemMasterRpc for FileSystemService {
         }
         .await;
         s.reply("LoadMetadata", r)
+    }
+
+    type CheckConsistencyStream = ConsistencyStream;
+
+    async fn check_consistency(
+        &self,
+        req: Request<CheckConsistencyRequest>,
+    ) -> Result<Response<Self::CheckConsistencyStream>, Status> {
+        let s = &self.shared;
+        let r = async {
+            let m = req.get_ref();
+            let rx =
+                s.ns.check_consistency(&s.checker(&req)?, &m.path, m.recursive, m.repair)
+                    .await?;
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item.map_err(Status::from), rx))
+            });
+            Ok(Box::pin(stream) as ConsistencyStream)
+        }
+        .await;
+        s.reply("CheckConsistency", r)
+    }
+
+    async fn get_metrics(
+        &self,
+        req: Request<Empty>,
+    ) -> Result<Response<GetMetricsResponse>, Status> {
+        let s = &self.shared;
+        let r = s.checker(&req).map(|_| {
+            s.refresh_gauges();
+            GetMetricsResponse {
+                prometheus_text: s.metrics.encode(),
+            }
+        });
+        s.reply("GetMetrics", r)
     }
 }
 

@@ -4,11 +4,13 @@
 //!
 //! The public surface is [`MasterServer`]; the parts are modules of this crate:
 //! [`metastore`] (the only RocksDB code), `namespace` + `tx` + `sync` (the inode tree),
-//! `mount_table`, `permission`, `block_master`, `ttl`, `persist`, `grpc`, `http`, `server`.
+//! `mount_table`, `permission`, `block_master`, `ttl`, `persist`, `grpc`, `http` + `web` (the web
+//! UI and its JSON REST API), `server`.
 
 pub mod metastore;
 
 mod block_master;
+mod consistency;
 mod grpc;
 mod http;
 mod inode;
@@ -21,6 +23,7 @@ mod server;
 mod sync;
 mod ttl;
 mod tx;
+mod web;
 
 #[cfg(test)]
 mod testutil;

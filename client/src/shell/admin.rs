@@ -4,6 +4,7 @@ use alluvium_common::{ByteSize, Result};
 use serde_json::json;
 
 use super::format;
+use super::metrics_report;
 use super::out;
 use super::ReportCategory;
 use crate::FileSystem;
@@ -47,6 +48,15 @@ pub async fn report(fs: &FileSystem, category: ReportCategory, json: bool) -> Re
             let m = fs.master_info().await?;
             let workers = fs.workers().await?;
             let blocks: u64 = workers.iter().map(|w| w.block_count).sum();
+            let text = fs
+                .inner
+                .master
+                .fs("GetMetrics", |mut c| async move {
+                    c.get_metrics(alluvium_proto::Empty {}).await
+                })
+                .await?
+                .prometheus_text;
+            let families = metrics_report::parse(&text);
             if json {
                 print(&json!({
                     "files": m.file_count,
@@ -57,6 +67,7 @@ pub async fn report(fs: &FileSystem, category: ReportCategory, json: bool) -> Re
                     "usedBytes": m.used_bytes,
                     "liveWorkers": m.live_workers,
                     "lostWorkers": m.lost_workers,
+                    "metrics": metrics_report::to_json(&families),
                 }));
             } else {
                 out::line("Cluster metrics:");
@@ -79,6 +90,8 @@ pub async fn report(fs: &FileSystem, category: ReportCategory, json: bool) -> Re
                         ByteSize::human(t.capacity_bytes)
                     ));
                 }
+                out::line("");
+                out::line(metrics_report::render(&families));
             }
         }
     }

@@ -9,7 +9,9 @@ use alluvium_proto::{FileInfo, TtlAction};
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
+use super::consistency;
 use super::copy::{self, parse_location, Location};
+use super::distributed_load;
 use super::format;
 use super::glob;
 use super::out;
@@ -21,7 +23,7 @@ use crate::{
 };
 
 /// Adds the path to an error whose message does not name it already.
-fn with_path(e: Error, path: &str) -> Error {
+pub(super) fn with_path(e: Error, path: &str) -> Error {
     if e.message.contains(path) {
         e
     } else {
@@ -107,14 +109,20 @@ pub async fn run(fs: &FileSystem, cmd: FsCommand) -> Result<()> {
             }
             Ok(())
         }
-        FsCommand::Head { bytes, path } => cat(fs, &path, 0, parse_count(&bytes)?).await,
+        FsCommand::Head { bytes, path } => {
+            let n = parse_count(&bytes)?;
+            for p in glob::expand(fs, &path).await? {
+                cat(fs, &p, 0, n).await?;
+            }
+            Ok(())
+        }
         FsCommand::Tail { bytes, path } => {
             let n = parse_count(&bytes)?;
-            let st = fs
-                .get_status(&path)
-                .await
-                .map_err(|e| with_path(e, &path))?;
-            cat(fs, &path, st.length.saturating_sub(n), n).await
+            for p in glob::expand(fs, &path).await? {
+                let st = fs.get_status(&p).await.map_err(|e| with_path(e, &p))?;
+                cat(fs, &p, st.length.saturating_sub(n), n).await?;
+            }
+            Ok(())
         }
         FsCommand::Rm {
             recursive,
@@ -146,32 +154,21 @@ pub async fn run(fs: &FileSystem, cmd: FsCommand) -> Result<()> {
             dst,
         } => {
             let opts = create_options(fs, &write)?;
-            match (parse_location(&src)?, parse_location(&dst)?) {
-                (Location::Local(s), Location::Alluvium(d)) => {
-                    if s.is_dir() && !recursive {
-                        return Err(Error::invalid_argument(format!(
-                            "{}: is a directory (use cp -R)",
-                            s.display()
-                        )));
+            let dst_loc = parse_location(&dst)?;
+            let sources = match parse_location(&src)? {
+                Location::Alluvium(s) if glob::has_wildcard(&s) => {
+                    let all = glob::expand(fs, &s).await?;
+                    if all.len() > 1 {
+                        require_dir(fs, &dst_loc, &dst).await?;
                     }
-                    copy::copy_from_local(fs, &s, &d, opts).await
+                    all.into_iter().map(Location::Alluvium).collect()
                 }
-                (Location::Alluvium(s), Location::Local(d)) => {
-                    let st = fs.get_status(&s).await.map_err(|e| with_path(e, &s))?;
-                    if st.is_folder && !recursive {
-                        return Err(Error::invalid_argument(format!(
-                            "{s}: is a directory (use cp -R)"
-                        )));
-                    }
-                    copy::copy_to_local(fs, &s, &d).await
-                }
-                (Location::Alluvium(s), Location::Alluvium(d)) => {
-                    copy::copy_within(fs, &s, &d, recursive, opts).await
-                }
-                (Location::Local(_), Location::Local(_)) => Err(Error::invalid_argument(
-                    "cp: both paths are local; one must be in Alluvium",
-                )),
+                l => vec![l],
+            };
+            for s in sources {
+                cp_one(fs, s, dst_loc.clone(), recursive, opts.clone()).await?;
             }
+            Ok(())
         }
         FsCommand::CopyFromLocal { write, src, dst } => {
             let opts = create_options(fs, &write)?;
@@ -203,7 +200,17 @@ pub async fn run(fs: &FileSystem, cmd: FsCommand) -> Result<()> {
                 Ok(Location::Local(p)) => p,
                 _ => std::path::PathBuf::from(&dst),
             };
-            copy::copy_to_local(fs, &src, &dst).await
+            let sources = glob::expand(fs, &src).await?;
+            if sources.len() > 1 && !dst.is_dir() {
+                return Err(Error::invalid_argument(format!(
+                    "{}: several sources need an existing directory as the destination",
+                    dst.display()
+                )));
+            }
+            for s in &sources {
+                copy::copy_to_local(fs, s, &dst).await?;
+            }
+            Ok(())
         }
         FsCommand::Stat {
             format: fmt,
@@ -253,6 +260,51 @@ pub async fn run(fs: &FileSystem, cmd: FsCommand) -> Result<()> {
                 load(fs, p).await?;
             }
             Ok(())
+        }
+        FsCommand::DistributedLoad {
+            replication,
+            parallelism,
+            restart,
+            paths,
+        } => {
+            let args = distributed_load::LoadArgs {
+                replication,
+                parallelism: parallelism as usize,
+                restart,
+            };
+            for p in &glob::expand_all(fs, &paths).await? {
+                distributed_load::run(fs, p, args).await?;
+            }
+            Ok(())
+        }
+        FsCommand::CheckConsistency {
+            recursive,
+            repair,
+            json,
+            paths,
+        } => {
+            let paths = glob::expand_all(fs, &paths).await?;
+            let mut left = 0u64;
+            let mut first: Option<String> = None;
+            for p in &paths {
+                let n = consistency::run(fs, p, recursive, repair, json).await?;
+                if n > 0 && first.is_none() {
+                    first = Some(p.clone());
+                }
+                left += n;
+            }
+            match first {
+                None => Ok(()),
+                Some(p) => Err(Error::failed_precondition(format!(
+                    "{p}: {left} {} inconsistent with the UFS{}",
+                    if left == 1 { "entry" } else { "entries" },
+                    if repair {
+                        " could not be repaired"
+                    } else {
+                        " (repair with -r)"
+                    }
+                ))),
+            }
         }
         FsCommand::Mount {
             readonly,
@@ -364,30 +416,34 @@ pub async fn run(fs: &FileSystem, cmd: FsCommand) -> Result<()> {
                 TtlActionArg::Delete => TtlAction::Delete,
                 TtlActionArg::Free => TtlAction::Free,
             };
-            let opts = SetAttributeOptions {
-                ttl: Some(ttl),
-                ttl_action: Some(action),
-                ..Default::default()
-            };
-            fs.set_attribute(&path, opts)
-                .await
-                .map_err(|e| with_path(e, &path))?;
-            out::line(format!(
-                "TTL of path '{path}' was successfully set to {} milliseconds, with expiry action set to {}",
-                ttl.as_millis(),
-                if action == TtlAction::Free { "FREE" } else { "DELETE" }
-            ));
+            for path in glob::expand(fs, &path).await? {
+                let opts = SetAttributeOptions {
+                    ttl: Some(ttl),
+                    ttl_action: Some(action),
+                    ..Default::default()
+                };
+                fs.set_attribute(&path, opts)
+                    .await
+                    .map_err(|e| with_path(e, &path))?;
+                out::line(format!(
+                    "TTL of path '{path}' was successfully set to {} milliseconds, with expiry action set to {}",
+                    ttl.as_millis(),
+                    if action == TtlAction::Free { "FREE" } else { "DELETE" }
+                ));
+            }
             Ok(())
         }
         FsCommand::UnsetTtl { path } => {
-            let opts = SetAttributeOptions {
-                unset_ttl: true,
-                ..Default::default()
-            };
-            fs.set_attribute(&path, opts)
-                .await
-                .map_err(|e| with_path(e, &path))?;
-            out::line(format!("TTL of path '{path}' was successfully removed."));
+            for path in glob::expand(fs, &path).await? {
+                let opts = SetAttributeOptions {
+                    unset_ttl: true,
+                    ..Default::default()
+                };
+                fs.set_attribute(&path, opts)
+                    .await
+                    .map_err(|e| with_path(e, &path))?;
+                out::line(format!("TTL of path '{path}' was successfully removed."));
+            }
             Ok(())
         }
         FsCommand::Count {
@@ -421,7 +477,9 @@ pub async fn run(fs: &FileSystem, cmd: FsCommand) -> Result<()> {
             }
             Ok(())
         }
-        FsCommand::LoadMetadata { recursive, path } => {
+        FsCommand::LoadMetadata {
+            recursive, path, ..
+        } => {
             let r = fs
                 .load_metadata(&path, recursive)
                 .await
@@ -463,6 +521,61 @@ pub async fn run(fs: &FileSystem, cmd: FsCommand) -> Result<()> {
             out::line(format!("Used Bytes: {}", m.used_bytes));
             Ok(())
         }
+    }
+}
+
+/// One `cp` source to `dst`.
+async fn cp_one(
+    fs: &FileSystem,
+    src: Location,
+    dst: Location,
+    recursive: bool,
+    opts: CreateFileOptions,
+) -> Result<()> {
+    match (src, dst) {
+        (Location::Local(s), Location::Alluvium(d)) => {
+            if s.is_dir() && !recursive {
+                return Err(Error::invalid_argument(format!(
+                    "{}: is a directory (use cp -R)",
+                    s.display()
+                )));
+            }
+            copy::copy_from_local(fs, &s, &d, opts).await
+        }
+        (Location::Alluvium(s), Location::Local(d)) => {
+            let st = fs.get_status(&s).await.map_err(|e| with_path(e, &s))?;
+            if st.is_folder && !recursive {
+                return Err(Error::invalid_argument(format!(
+                    "{s}: is a directory (use cp -R)"
+                )));
+            }
+            copy::copy_to_local(fs, &s, &d).await
+        }
+        (Location::Alluvium(s), Location::Alluvium(d)) => {
+            copy::copy_within(fs, &s, &d, recursive, opts).await
+        }
+        (Location::Local(_), Location::Local(_)) => Err(Error::invalid_argument(
+            "both paths are local; one must be in Alluvium (paths without file:// are)",
+        )),
+    }
+}
+
+/// With several sources, the destination must be an existing directory.
+async fn require_dir(fs: &FileSystem, dst: &Location, arg: &str) -> Result<()> {
+    let is_dir = match dst {
+        Location::Local(p) => p.is_dir(),
+        Location::Alluvium(d) => match fs.get_status(d).await {
+            Ok(st) => st.is_folder,
+            Err(e) if e.code == ErrorCode::NotFound => false,
+            Err(e) => return Err(with_path(e, d)),
+        },
+    };
+    if is_dir {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(format!(
+            "{arg}: several sources need an existing directory as the destination"
+        )))
     }
 }
 

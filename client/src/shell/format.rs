@@ -435,6 +435,37 @@ fn tiers_line(tiers: &[TierUsage], pick: impl Fn(&TierUsage) -> u64) -> String {
         .join(", ")
 }
 
+/// `MEM: 1.0MiB/64.0MiB, SSD: 0B/1.0GiB`: used of capacity per tier, fastest first.
+fn tiers_used_of(tiers: &[TierUsage]) -> String {
+    let mut sorted: Vec<&TierUsage> = tiers.iter().collect();
+    sorted.sort_by_key(|t| t.ordinal);
+    sorted
+        .iter()
+        .map(|t| {
+            format!(
+                "{}: {}/{}",
+                t.alias,
+                ByteSize::human(t.used_bytes),
+                ByteSize::human(t.capacity_bytes)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Totals per tier alias over workers, fastest first: (alias, capacity, used).
+fn tier_totals(workers: &[WorkerInfo]) -> Vec<(String, u64, u64)> {
+    let mut by: std::collections::BTreeMap<(u32, String), (u64, u64)> = Default::default();
+    for t in workers.iter().flat_map(|w| &w.tiers) {
+        let e = by.entry((t.ordinal, t.alias.clone())).or_default();
+        e.0 += t.capacity_bytes;
+        e.1 += t.used_bytes;
+    }
+    by.into_iter()
+        .map(|((_, alias), (cap, used))| (alias, cap, used))
+        .collect()
+}
+
 fn duration_text(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
@@ -479,14 +510,32 @@ pub fn report_capacity(workers: &[WorkerInfo], now_ms: i64) -> String {
     let cap: u64 = workers.iter().map(|w| w.capacity_bytes).sum();
     let used: u64 = workers.iter().map(|w| w.used_bytes).sum();
     let mut out = format!(
-        "Capacity information for all workers:\n    Total Capacity: {}\n    Used Capacity: {} ({}%)\n\n",
-        ByteSize::human(cap),
+        "Capacity information for all workers:\n    Total Capacity: {}\n",
+        ByteSize::human(cap)
+    );
+    let totals = tier_totals(workers);
+    for (alias, c, _) in &totals {
+        out.push_str(&format!("        Tier {alias}: {}\n", ByteSize::human(*c)));
+    }
+    out.push_str(&format!(
+        "    Used Capacity: {} ({}%)\n",
         ByteSize::human(used),
         percent(used, cap)
-    );
+    ));
+    for (alias, c, u) in &totals {
+        out.push_str(&format!(
+            "        Tier {alias}: {} ({}%)\n",
+            ByteSize::human(*u),
+            percent(*u, *c)
+        ));
+    }
+    out.push_str(&format!(
+        "    Free Capacity: {}\n\n",
+        ByteSize::human(cap.saturating_sub(used))
+    ));
     out.push_str(&format!(
         "{:<24}{:<8}{:<16}{:<16}{:<16}{}\n",
-        "Worker Name", "State", "Last Heartbeat", "Capacity", "Used", "Tiers"
+        "Worker Name", "State", "Last Heartbeat", "Capacity", "Used", "Tiers (used/capacity)"
     ));
     for w in workers {
         let name = w
@@ -510,7 +559,7 @@ pub fn report_capacity(workers: &[WorkerInfo], now_ms: i64) -> String {
                 ByteSize::human(w.used_bytes),
                 percent(w.used_bytes, w.capacity_bytes)
             ),
-            tiers_line(&w.tiers, |t| t.used_bytes)
+            tiers_used_of(&w.tiers)
         ));
     }
     out.pop();
@@ -795,7 +844,27 @@ mod tests {
             used_bytes: 25,
             ..Default::default()
         };
+        let mut w = w;
+        w.tiers = vec![
+            TierUsage {
+                alias: "SSD".into(),
+                ordinal: 1,
+                capacity_bytes: 1 << 30,
+                used_bytes: 0,
+                block_count: 0,
+            },
+            TierUsage {
+                alias: "MEM".into(),
+                ordinal: 0,
+                capacity_bytes: 64 << 20,
+                used_bytes: 1 << 20,
+                block_count: 1,
+            },
+        ];
         let c = report_capacity(std::slice::from_ref(&w), 3500);
+        assert!(c.contains("MEM: 1.0MiB/64.0MiB, SSD: 0B/1.0GiB"), "{c}");
+        assert!(c.contains("        Tier MEM: 1.0MiB (1%)"), "{c}");
+        assert!(c.contains("        Tier SSD: 1.0GiB\n"), "{c}");
         assert!(
             c.contains("h:1") && c.contains("2s ago") && c.contains("(25%)"),
             "{c}"

@@ -3,13 +3,17 @@
 //! path and the reason; the binary prints it as `alluvium: <command>: <message>`.
 
 pub mod copy;
+pub mod distributed_load;
 pub mod format;
 pub mod glob;
+pub mod metrics_report;
 pub mod out;
 pub mod progress;
+pub mod usage;
 
 mod admin;
 mod commands;
+mod consistency;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -187,8 +191,41 @@ pub enum FsCommand {
         paths: Vec<String>,
     },
     /// Cache files from the UFS into workers.
-    #[command(name = "load", alias = "distributedLoad", alias = "distributed-load")]
+    #[command(name = "load")]
     Load {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Load a directory tree into the caches of all workers: blocks spread over every worker,
+    /// N files at a time, with progress; an interrupted run resumes where it stopped.
+    #[command(name = "distributedLoad", alias = "distributed-load")]
+    DistributedLoad {
+        /// Cached copies of each block, on distinct workers.
+        #[arg(long, default_value_t = 1, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=64))]
+        replication: u32,
+        /// Files loaded at the same time.
+        #[arg(long, default_value_t = 4, value_name = "N", alias = "active-jobs",
+              value_parser = clap::value_parser!(u32).range(1..=1024))]
+        parallelism: u32,
+        /// Ignore what an earlier, interrupted run finished and load everything again.
+        #[arg(long)]
+        restart: bool,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Compare the namespace with the UFS: entries missing on either side, a file in one and a
+    /// directory in the other, or changed content. Exits 7 when inconsistencies remain.
+    #[command(name = "checkConsistency", alias = "check-consistency")]
+    CheckConsistency {
+        /// Check the whole tree (default: the path and its direct children).
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// Repair: bring each inconsistent entry in line with the UFS (the source of truth).
+        #[arg(short = 'r', long = "repair")]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
         #[arg(required = true)]
         paths: Vec<String>,
     },
@@ -293,6 +330,9 @@ pub enum FsCommand {
     LoadMetadata {
         #[arg(short = 'R')]
         recursive: bool,
+        /// Accepted for Alluxio's habits: loading always re-reads the UFS.
+        #[arg(short = 'F')]
+        force: bool,
         path: String,
     },
     #[command(name = "masterInfo", alias = "master-info")]
@@ -328,6 +368,8 @@ impl FsCommand {
             FsCommand::Free { .. } => "free",
             FsCommand::Persist { .. } => "persist",
             FsCommand::Load { .. } => "load",
+            FsCommand::DistributedLoad { .. } => "distributedLoad",
+            FsCommand::CheckConsistency { .. } => "checkConsistency",
             FsCommand::Mount { .. } => "mount",
             FsCommand::Unmount { .. } => "unmount",
             FsCommand::Location { .. } => "location",
@@ -349,7 +391,8 @@ impl FsCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum FsadminCommand {
-    /// Print the cluster: summary (default), capacity per worker, ufs (mount table), metrics.
+    /// Print the cluster: summary (default), capacity per worker and tier, ufs (mount table),
+    /// metrics (the master's counters and gauges).
     #[command(name = "report")]
     Report {
         #[arg(value_enum)]

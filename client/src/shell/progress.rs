@@ -12,8 +12,12 @@ use super::out;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    label: String,
     total: u64,
     done: AtomicU64,
+    /// Files finished and the number of files, when the work is counted in files too.
+    files_done: AtomicU64,
+    files_total: Option<u64>,
     started: Instant,
 }
 
@@ -45,6 +49,20 @@ impl Progress {
     }
 
     pub fn with_terminal(label: &str, total: u64, terminal: bool) -> Self {
+        Self::build(label, total, None, terminal)
+    }
+
+    /// A progress display counting files as well as bytes (`distributedLoad`).
+    pub fn with_files(label: &str, total_bytes: u64, total_files: u64) -> Self {
+        Self::build(
+            label,
+            total_bytes,
+            Some(total_files),
+            std::io::stdout().is_terminal(),
+        )
+    }
+
+    fn build(label: &str, total: u64, files_total: Option<u64>, terminal: bool) -> Self {
         let bar = terminal.then(|| {
             let bar = ProgressBar::new(total);
             let style = ProgressStyle::with_template(
@@ -53,15 +71,63 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_message(label.to_string());
             bar
         });
-        Self {
+        let p = Self {
             bar,
+            label: label.to_string(),
             total,
             done: AtomicU64::new(0),
+            files_done: AtomicU64::new(0),
+            files_total,
             started: Instant::now(),
+        };
+        if let Some(b) = &p.bar {
+            b.set_message(p.message());
         }
+        p
+    }
+
+    /// The bar's label: the command, and `3/10 files` when files are counted.
+    fn message(&self) -> String {
+        match self.files_total {
+            Some(t) => format!(
+                "{} {}/{t} files",
+                self.label,
+                self.files_done.load(Ordering::Relaxed)
+            ),
+            None => self.label.clone(),
+        }
+    }
+
+    /// Counts a finished file.
+    pub fn file_done(&self) {
+        self.files_done.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_message(self.message());
+        }
+    }
+
+    /// `[3/10 files, 12.0MiB / 64.0MiB (18%), 3.0MiB/s, ETA 17s]`: the state in one bracket, for
+    /// plain per-file lines.
+    pub fn status(&self) -> String {
+        let bytes = progress_line(
+            self.done.load(Ordering::Relaxed),
+            self.total,
+            self.started.elapsed(),
+        );
+        match self.files_total {
+            Some(t) => format!(
+                "[{}/{t} files, {bytes}]",
+                self.files_done.load(Ordering::Relaxed)
+            ),
+            None => format!("[{bytes}]"),
+        }
+    }
+
+    /// Whether a live bar is drawn (a terminal); plain lines otherwise.
+    pub fn is_bar(&self) -> bool {
+        self.bar.is_some()
     }
 
     pub fn inc(&self, bytes: u64) {
@@ -111,6 +177,17 @@ mod tests {
         );
         assert!(progress_line(0, 10, Duration::ZERO).ends_with("ETA unknown"));
         assert!(progress_line(0, 0, Duration::ZERO).contains("(100%)"));
+    }
+
+    #[test]
+    fn counts_files_too() {
+        let p = Progress::build("distributedLoad", 100, Some(4), false);
+        p.inc(50);
+        p.file_done();
+        assert_eq!(p.message(), "distributedLoad 1/4 files");
+        let s = p.status();
+        assert!(s.starts_with("[1/4 files, 50B / 100B (50%)"), "{s}");
+        assert!(!p.is_bar());
     }
 
     #[test]
