@@ -64,10 +64,15 @@ enum Command {
     Operator(alluvium_operator::OperatorArgs),
     /// Print the CustomResourceDefinitions (Tier, Cluster, Mount) as YAML.
     Crds,
+    /// Run the CSI driver (csi.alluvium.io): `alluvium csi --endpoint unix:///csi/csi.sock --node-id NODE`.
+    Csi(alluvium_csi::CsiArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let is_server = matches!(
         cli.command,
         Command::Local(_)
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
             | Command::Proxy
             | Command::Fuse { .. }
             | Command::Operator(_)
+            | Command::Csi(_)
     );
     if let Command::Crds = cli.command {
         print!("{}", alluvium_crds::crds_yaml());
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| Error::internal(format!("{e:#}"))),
             ),
+            Command::Csi(args) => ("csi", alluvium_csi::run(config, args).await),
             // Printed above, before a runtime was needed.
             Command::Crds => ("crds", Ok(())),
         }
@@ -135,6 +142,24 @@ fn load_config(cli: &Cli) -> alluvium_common::Result<Config> {
         config.master_address = m.clone();
     }
     Ok(config)
+}
+
+/// A command line clap refused: help and version print as usual; a mistake is one line (exit 2,
+/// as for any invalid argument).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let (command, reason) = alluvium_client::shell::usage::one_line(&args, &e);
+    eprintln!("alluvium: {command}: {reason}");
+    ExitCode::from(2)
 }
 
 /// Every failure is one line on stderr and a non-zero exit code that says what kind it was.

@@ -245,7 +245,10 @@ fn round_trips_with_real_tools() {
     assert!(md.mtime() > 1_600_000_000);
     // touch -d sets the modification time in the namespace (utimensat → SetAttribute).
     sh("touch -m -d @1500000000 a.bin", &m.path);
-    assert_eq!(std::fs::metadata(m.p("a.bin")).unwrap().mtime(), 1_500_000_000);
+    assert_eq!(
+        std::fs::metadata(m.p("a.bin")).unwrap().mtime(),
+        1_500_000_000
+    );
     let info = c.rt.block_on(fs.get_status("/a.bin")).unwrap();
     assert_eq!(info.last_modification_time_ms, 1_500_000_000_000);
 

@@ -1270,6 +1270,18 @@ impl fuser::Filesystem for AlluviumFuse {
     }
 }
 
+/// utimensat(2) times as milliseconds since the epoch (`UTIME_NOW` is the caller's clock).
+fn time_or_now_ms(t: TimeOrNow) -> i64 {
+    let t = match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    };
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1288,17 +1300,5 @@ mod tests {
     fn times_before_the_epoch_clamp() {
         assert_eq!(time_of(-5), UNIX_EPOCH);
         assert_eq!(time_of(1500), UNIX_EPOCH + Duration::from_millis(1500));
-    }
-}
-
-/// utimensat(2) times as milliseconds since the epoch (`UTIME_NOW` is the caller's clock).
-fn time_or_now_ms(t: TimeOrNow) -> i64 {
-    let t = match t {
-        TimeOrNow::SpecificTime(t) => t,
-        TimeOrNow::Now => SystemTime::now(),
-    };
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
-        Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
     }
 }
