@@ -42,7 +42,8 @@ impl Stat {
 pub struct Figure {
     pub scenario: String,
     pub unit: String,
-    pub value: Stat,
+    /// None when the scenario could not run here (see `skipped`).
+    pub value: Option<Stat>,
     pub baseline_name: String,
     pub baseline: Option<Stat>,
     /// value.median / baseline.median (for latencies, baseline / value: higher is better).
@@ -50,14 +51,26 @@ pub struct Figure {
     /// The target from issue 9, as text (e.g. ">= 1.2x").
     pub target: String,
     pub target_met: Option<bool>,
+    /// What the figure counts, when the name alone does not say (e.g. which memory is in RSS).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Why the scenario has no figure in this run (e.g. "fio not found").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub version: String,
+    pub quick: bool,
     pub size_bytes: u64,
     pub runs: usize,
     pub metadata_files: usize,
+    pub dataset_files: usize,
+    pub dataset_bytes: u64,
+    pub master_files: usize,
+    /// Wall-clock seconds of the whole bench.
+    pub elapsed_s: f64,
     pub figures: Vec<Figure>,
 }
 
@@ -68,12 +81,17 @@ fn ratio_of(value: &Stat, baseline: Option<&Stat>) -> Option<f64> {
 }
 
 impl Report {
-    pub fn new(size_bytes: u64, runs: usize, metadata_files: usize) -> Self {
+    pub fn new(plan: &crate::Plan) -> Self {
         Report {
             version: alluvium_common::VERSION.to_string(),
-            size_bytes,
-            runs,
-            metadata_files,
+            quick: plan.quick,
+            size_bytes: plan.size,
+            runs: plan.runs,
+            metadata_files: plan.files,
+            dataset_files: plan.dataset_files,
+            dataset_bytes: plan.dataset_bytes,
+            master_files: plan.master_files,
+            elapsed_s: 0.0,
             figures: Vec::new(),
         }
     }
@@ -111,27 +129,73 @@ impl Report {
         self.figures.push(Figure {
             scenario: scenario.into(),
             unit: unit.to_string(),
-            value,
+            value: Some(value),
             baseline_name: baseline_name.into(),
             baseline,
             ratio,
             target,
             target_met,
+            note: String::new(),
+            skipped: None,
+        });
+    }
+
+    /// Attaches a note (what is counted, how it was measured) to the last figure added.
+    pub fn note(&mut self, note: impl Into<String>) {
+        if let Some(f) = self.figures.last_mut() {
+            f.note = note.into();
+        }
+    }
+
+    /// A scenario without figures in this run, with the reason (and the target it would have
+    /// been checked against), so the table shows it rather than silently leaving it out.
+    pub fn skip(&mut self, scenario: impl Into<String>, target: &str, reason: impl Into<String>) {
+        self.figures.push(Figure {
+            scenario: scenario.into(),
+            unit: String::new(),
+            value: None,
+            baseline_name: String::new(),
+            baseline: None,
+            ratio: None,
+            target: target.to_string(),
+            target_met: None,
+            note: String::new(),
+            skipped: Some(reason.into()),
         });
     }
 
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "Alluvium {} bench: {} runs per scenario, sequential size {} MiB, {} metadata files\n\n",
+            "Alluvium {} bench{}: {} runs per scenario, sequential size {} MiB, {} metadata \
+             files, cold/warm dataset {} files / {} MiB, master RSS at {} files ({:.0} s)\n\n",
             self.version,
+            if self.quick { " --quick" } else { "" },
             self.runs,
             self.size_bytes >> 20,
-            self.metadata_files
+            self.metadata_files,
+            self.dataset_files,
+            self.dataset_bytes >> 20,
+            self.master_files,
+            self.elapsed_s,
         ));
         out.push_str("| scenario | median | min | max | baseline (same run) | baseline median | ratio | target |\n");
         out.push_str("|---|---:|---:|---:|---|---:|---:|---|\n");
+        let mut notes = Vec::new();
         for f in &self.figures {
+            let mut scenario = f.scenario.clone();
+            if !f.note.is_empty() {
+                notes.push(f.note.clone());
+                scenario.push_str(&format!(" [{}]", notes.len()));
+            }
+            let Some(value) = &f.value else {
+                let why = f.skipped.as_deref().unwrap_or("no figure");
+                out.push_str(&format!(
+                    "| {scenario} | skipped: {why} | - | - | - | - | - | {} |\n",
+                    f.target
+                ));
+                continue;
+            };
             let b = f
                 .baseline
                 .as_ref()
@@ -148,16 +212,22 @@ impl Report {
             };
             out.push_str(&format!(
                 "| {} | {:.1} {} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
-                f.scenario,
-                f.value.median,
+                scenario,
+                value.median,
                 f.unit,
-                f.value.min,
-                f.value.max,
+                value.min,
+                value.max,
                 f.baseline_name,
                 b,
                 ratio,
                 target
             ));
+        }
+        if !notes.is_empty() {
+            out.push('\n');
+            for (i, n) in notes.iter().enumerate() {
+                out.push_str(&format!("[{}] {n}\n", i + 1));
+            }
         }
         out
     }
@@ -185,7 +255,15 @@ mod tests {
 
     #[test]
     fn ratios_and_targets() {
-        let mut r = Report::new(1, 1, 1);
+        let args = crate::BenchArgs {
+            quick: true,
+            size: None,
+            runs: 1,
+            files: None,
+            scenarios: vec![],
+            json: "x.json".into(),
+        };
+        let mut r = Report::new(&crate::Plan::from_args(&args));
         r.add(
             "x",
             "MiB/s",
@@ -197,5 +275,14 @@ mod tests {
         assert!((r.figures[0].ratio.unwrap() - 1.2).abs() < 1e-9);
         assert_eq!(r.figures[0].target_met, Some(true));
         assert!(r.markdown().contains("1.20x"));
+        r.note("counts VmRSS");
+        r.skip("fuse", ">= 0.5x", "fio not found");
+        let md = r.markdown();
+        assert!(md.contains("| x [1] |"), "{md}");
+        assert!(md.contains("[1] counts VmRSS"), "{md}");
+        assert!(md.contains("skipped: fio not found"), "{md}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["figures"][1]["skipped"], "fio not found");
+        assert!(json["figures"][1]["value"].is_null());
     }
 }
