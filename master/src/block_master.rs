@@ -347,7 +347,14 @@ impl BlockMaster {
             )));
         }
         let ordinal = worker.ordinal_of(&req.tier);
-        worker.blocks.insert(req.block_id);
+        if worker.blocks.insert(req.block_id) {
+            // Count the block in the worker's usage now rather than at its next heartbeat (which
+            // replaces the figure with the worker's own), so a report right after a write or a
+            // load is not stale.
+            if let Some(t) = worker.tiers.iter_mut().find(|t| t.alias == req.tier) {
+                t.used_bytes = t.used_bytes.saturating_add(req.length);
+            }
+        }
         // A block committed again (re-cached right after a free) must not be removed by the
         // removal still queued for this worker.
         worker.to_remove.remove(&req.block_id);
@@ -742,6 +749,19 @@ mod tests {
             .unwrap()
             .remove_block_ids
             .contains(&b0));
+    }
+
+    #[tokio::test]
+    async fn committed_blocks_count_as_used_until_the_next_heartbeat() {
+        let env = Env::new();
+        let su = env.su();
+        let w = register(&env.blocks, "h1");
+        assert_eq!(env.blocks.capacity().used_bytes, 1 << 20);
+        env.cached_file(&su, "/f", 2048, w, false).await;
+        assert_eq!(env.blocks.capacity().used_bytes, (1 << 20) + 2048);
+        // The heartbeat's own figure replaces the estimate.
+        env.blocks.heartbeat(hb(w)).unwrap();
+        assert_eq!(env.blocks.capacity().used_bytes, 1 << 20);
     }
 
     #[tokio::test]

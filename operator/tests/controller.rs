@@ -169,7 +169,7 @@ fn with_server_fields(mut v: Value, namespaced: bool) -> Value {
 }
 
 fn tiers() -> BTreeMap<String, Value> {
-    ["mem", "ssd"]
+    ["mem", "ssd", "hdd"]
         .into_iter()
         .map(|n| {
             (
@@ -280,6 +280,7 @@ async fn cluster_create_applies_every_object_then_reports_running() {
         vec![
             "GET /apis/alluvium.io/v1alpha1/tiers/mem".to_string(),
             "GET /apis/alluvium.io/v1alpha1/tiers/ssd".into(),
+            "GET /apis/alluvium.io/v1alpha1/tiers/hdd".into(),
             format!("PATCH {ns}/configmaps/demo-config"),
             format!("PATCH {ns}/services/demo-master-headless"),
             format!("PATCH {ns}/services/demo-master"),

@@ -137,7 +137,7 @@ fn built_objects_match_golden_files() {
 #[test]
 fn examples_deserialize_into_the_crd_types() {
     let ex = repo().join("examples");
-    assert_eq!(load::<Tier>(&ex.join("tiers.yaml"), "Tier").len(), 2);
+    assert_eq!(load::<Tier>(&ex.join("tiers.yaml"), "Tier").len(), 3);
     assert_eq!(
         load::<Cluster>(&ex.join("cluster.yaml"), "Cluster").len(),
         1
