@@ -66,6 +66,24 @@ impl Persister {
                 "persisting file {file_id}: its blocks hold {total} bytes, the file {length}"
             )));
         }
+        // Before touching the UFS (opening a writer creates parent directories there): a block
+        // neither cached here nor held by another worker means the file was deleted or lost
+        // meanwhile, and a persist now would leave directories that a metadata sync would bring
+        // back into the namespace.
+        for b in &blocks {
+            let here = self.store.contains(b.block_id);
+            let elsewhere = b.locations.iter().any(|l| {
+                l.address
+                    .as_ref()
+                    .is_some_and(|a| !(a.host == self.me.host && a.rpc_port == self.me.rpc_port))
+            });
+            if !here && !elsewhere {
+                return Err(Error::unavailable(format!(
+                    "persisting file {file_id}: block {} is cached nowhere (file deleted?)",
+                    b.block_id
+                )));
+            }
+        }
         let ufs = self.mounts.get(loc.mount_id).await?;
         let target = ufs.uri_of(&loc.ufs_path);
         let mut writer = ufs.writer(&loc.ufs_path).await?;
@@ -75,11 +93,10 @@ impl Persister {
                 Ok(true) => local.push(b.block_id),
                 Ok(false) => {}
                 Err(e) => {
-                    let _ = writer.abort().await;
-                    // Some stores (local fs) show partial data before close: never leave a
-                    // truncated file where the durable copy should be.
-                    if let Err(d) = ufs.delete_file(&loc.ufs_path).await {
-                        tracing::warn!(file_id, %target, error = %d, "cannot delete a partial UFS file");
+                    // Nothing of an aborted write is visible in the UFS (UfsWriter publishes on
+                    // close only).
+                    if let Err(a) = writer.abort().await {
+                        tracing::warn!(file_id, %target, error = %a, "cannot abort a UFS write");
                     }
                     return Err(e.context(format!("persisting file {file_id} to {target}")));
                 }
