@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod metrics;
 pub mod path;
+pub mod prom_text;
 pub mod size;
 pub mod time;
 

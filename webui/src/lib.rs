@@ -9,7 +9,6 @@
 pub mod chart;
 pub mod format;
 pub mod layout;
-pub mod prom;
 pub mod reply;
 pub mod ring;
 

@@ -3,17 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use alluvium_common::prom_text::{parse_sample, Sample};
 use alluvium_common::ByteSize;
 use serde_json::{json, Value};
-
-/// One sample: its labels and value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// The sample's own name (a histogram's `_count`, `_sum`, `_bucket`).
-    pub name: String,
-    pub labels: Vec<(String, String)>,
-    pub value: f64,
-}
 
 /// A metric family: `# HELP`, `# TYPE` and its samples.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -97,70 +89,6 @@ fn family_name(sample: &str, typed: &BTreeMap<String, String>) -> String {
 
 fn unescape(s: &str) -> String {
     s.replace("\\n", "\n").replace("\\\\", "\\")
-}
-
-/// `name{a="x",b="y"} value [timestamp]`.
-fn parse_sample(line: &str) -> Option<Sample> {
-    let (name, labels, rest) = match line.find('{') {
-        Some(open) => {
-            let close = line[open..].rfind('}')? + open;
-            (
-                &line[..open],
-                parse_labels(&line[open + 1..close])?,
-                &line[close + 1..],
-            )
-        }
-        None => {
-            let (n, r) = line.split_once(' ')?;
-            (n, Vec::new(), r)
-        }
-    };
-    let value = rest.split_whitespace().next()?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().ok()?,
-    };
-    Some(Sample {
-        name: name.trim().to_string(),
-        labels,
-        value,
-    })
-}
-
-fn parse_labels(s: &str) -> Option<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while matches!(chars.peek(), Some(',') | Some(' ')) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return Some(out);
-        }
-        let mut key = String::new();
-        for c in chars.by_ref() {
-            if c == '=' {
-                break;
-            }
-            key.push(c);
-        }
-        if chars.next() != Some('"') {
-            return None;
-        }
-        let mut val = String::new();
-        loop {
-            match chars.next()? {
-                '\\' => match chars.next()? {
-                    'n' => val.push('\n'),
-                    c => val.push(c),
-                },
-                '"' => break,
-                c => val.push(c),
-            }
-        }
-        out.push((key.trim().to_string(), val));
-    }
 }
 
 /// A value for people: bytes in binary units, seconds as durations, whole numbers plainly.

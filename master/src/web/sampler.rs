@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alluvium_common::prom_text as prom;
 use alluvium_common::time::now_ms;
-use alluvium_webui::prom;
 use alluvium_webui::ring::Ring;
 use parking_lot::Mutex;
 use tokio::sync::watch;
