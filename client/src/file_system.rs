@@ -10,6 +10,7 @@ use alluvium_proto as pb;
 use alluvium_proto::{FileInfo, MasterInfo, MountInfo, PersistenceState, WorkerInfo};
 use futures::StreamExt;
 
+use crate::block_transfer::TransferPool;
 use crate::config::options::{
     duration_ms, CreateDirectoryOptions, CreateFileOptions, DeleteOptions, MountOptions,
     OpenFileOptions, SetAttributeOptions,
@@ -36,6 +37,8 @@ pub(crate) struct Inner {
     pub config: Config,
     pub master: MasterClient,
     pub workers: WorkerPool,
+    /// Connections for reading remote workers' cached blocks as raw bytes.
+    pub transfers: TransferPool,
     pub metrics: ClientMetrics,
     /// This host's name, to recognise local workers.
     pub hostname: String,
@@ -64,6 +67,7 @@ impl FileSystem {
             config: config.clone(),
             master: MasterClient::new(config)?,
             workers: WorkerPool::new(config)?,
+            transfers: TransferPool::new(config)?,
             metrics: ClientMetrics::default(),
             hostname: config.client_hostname(),
             worker_cache: parking_lot::Mutex::new(None),

@@ -15,10 +15,12 @@ use futures::StreamExt;
 use memmap2::MmapOptions;
 use tonic::Streaming;
 
+use crate::block_transfer::BlockTransfer;
 use crate::file_system::{no_live_worker, ufs_source, with_path, FileSystem};
 use crate::locality;
 use crate::metrics::ClientMetrics;
-use crate::worker_pool::WorkerClient;
+use crate::worker_pool::{worker_address, WorkerClient};
+use alluvium_proto::block_transfer::ReadRequest;
 
 enum Source {
     Local {
@@ -35,6 +37,35 @@ enum Source {
         /// The worker reads the block through from the UFS.
         ufs: bool,
     },
+    /// A remote worker's cached block over the block transfer protocol (raw bytes on TCP).
+    Transfer(BlockTransfer),
+}
+
+/// What a read gave: bytes handed out without a copy, or a count of bytes copied into the
+/// caller's buffer.
+enum Got {
+    Bytes(Bytes),
+    Copied(usize),
+}
+
+impl Got {
+    fn len(&self) -> usize {
+        match self {
+            Got::Bytes(b) => b.len(),
+            Got::Copied(n) => *n,
+        }
+    }
+
+    /// Into `dst` (which a `Copied` read already filled).
+    fn copy_into(self, dst: &mut [u8]) -> usize {
+        match self {
+            Got::Bytes(b) => {
+                dst[..b.len()].copy_from_slice(&b);
+                b.len()
+            }
+            Got::Copied(n) => n,
+        }
+    }
 }
 
 struct BlockReader {
@@ -109,17 +140,23 @@ impl FileInStream {
 
     /// Reads at the current position; 0 at the end of the file.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let chunk = self.read_inner(self.pos, buf.len(), false).await?;
-        buf[..chunk.len()].copy_from_slice(&chunk);
-        self.pos += chunk.len() as u64;
-        Ok(chunk.len())
+        let max = buf.len();
+        let n = self
+            .read_inner(self.pos, max, false, Some(&mut *buf))
+            .await?
+            .copy_into(buf);
+        self.pos += n as u64;
+        Ok(n)
     }
 
     /// Up to `max` bytes at the current position without copying them: a slice of the mapped
     /// block (short-circuit) or of the message the worker sent (remote). Empty at the end of the
     /// file. The slice stays valid after the stream is closed.
     pub async fn read_bytes(&mut self, max: usize) -> Result<Bytes> {
-        let chunk = self.read_inner(self.pos, max, false).await?;
+        let chunk = match self.read_inner(self.pos, max, false, None).await? {
+            Got::Bytes(b) => b,
+            Got::Copied(_) => return Err(Error::internal("a read without a buffer copied")),
+        };
         self.pos += chunk.len() as u64;
         Ok(chunk)
     }
@@ -128,14 +165,15 @@ impl FileInStream {
     pub async fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
-            let chunk = self
-                .read_inner(offset + done as u64, buf.len() - done, true)
-                .await?;
-            if chunk.is_empty() {
+            let rest = &mut buf[done..];
+            let n = self
+                .read_inner(offset + done as u64, rest.len(), true, Some(&mut *rest))
+                .await?
+                .copy_into(rest);
+            if n == 0 {
                 break;
             }
-            buf[done..done + chunk.len()].copy_from_slice(&chunk);
-            done += chunk.len();
+            done += n;
         }
         Ok(done)
     }
@@ -157,10 +195,17 @@ impl FileInStream {
         Ok(())
     }
 
-    /// Up to `max` bytes from the block holding `pos`, at most up to that block's end.
-    async fn read_inner(&mut self, pos: u64, max: usize, positioned: bool) -> Result<Bytes> {
+    /// Up to `max` bytes from the block holding `pos`, at most up to that block's end. With
+    /// `dest`, a source that can write into it directly does so (no intermediate buffer).
+    async fn read_inner(
+        &mut self,
+        pos: u64,
+        max: usize,
+        positioned: bool,
+        mut dest: Option<&mut [u8]>,
+    ) -> Result<Got> {
         if pos >= self.info.length || max == 0 {
-            return Ok(Bytes::new());
+            return Ok(Got::Bytes(Bytes::new()));
         }
         let (index, offset) = block_position(pos, self.info.block_size);
         let mut attempts = 0;
@@ -186,6 +231,7 @@ impl FileInStream {
                 reader,
                 offset,
                 max,
+                dest.as_deref_mut(),
                 &self.fs,
                 &self.info.path,
                 self.session_id,
@@ -316,7 +362,7 @@ impl FileInStream {
                     }
                 }
                 match self
-                    .open_stream(index, &block, client, offset, want, None)
+                    .open_remote(index, &block, loc, client, offset, want)
                     .await
                 {
                     Ok(r) => {
@@ -324,7 +370,7 @@ impl FileInStream {
                             block_id = block.block_id,
                             worker = loc.worker_id,
                             offset,
-                            "reading block (remote stream)"
+                            "reading block (remote)"
                         );
                         return Ok(BlockReader {
                             worker_id: loc.worker_id,
@@ -411,6 +457,49 @@ impl FileInStream {
                 lease,
             },
         })
+    }
+
+    /// A cached block of a remote worker: over the block transfer protocol when enabled, else (or
+    /// when that fails) as a `ReadBlock` gRPC stream.
+    async fn open_remote(
+        &self,
+        index: usize,
+        block: &pb::BlockInfo,
+        loc: &pb::BlockLocation,
+        client: WorkerClient,
+        offset: u64,
+        want: Option<u64>,
+    ) -> Result<BlockReader> {
+        let raw = self.fs.inner.config.client.block_transfer
+            // Promotion is the worker's job during a gRPC read.
+            && self.read_type != ReadType::CachePromote;
+        if let (true, Some(address)) = (raw, loc.address.as_ref()) {
+            let remaining = block.length.saturating_sub(offset);
+            let length = want.map_or(remaining, |w| w.min(remaining));
+            let req = ReadRequest {
+                block_id: block.block_id,
+                offset,
+                length,
+            };
+            let addr = worker_address(address);
+            match self.fs.inner.transfers.read(&addr, req).await {
+                Ok(t) => {
+                    return Ok(BlockReader {
+                        index,
+                        block_id: block.block_id,
+                        offset,
+                        end: offset + t.remaining(),
+                        worker_id: 0,
+                        source: Source::Transfer(t),
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(block_id = block.block_id, worker = %addr, error = %e, "block transfer failed, streaming over gRPC instead");
+                }
+            }
+        }
+        self.open_stream(index, block, client, offset, want, None)
+            .await
     }
 
     async fn open_stream(
@@ -522,7 +611,7 @@ impl FileInStream {
 fn reader_can_serve(r: &BlockReader, offset: u64) -> bool {
     match r.source {
         Source::Local { .. } => offset < r.end,
-        Source::Stream { .. } => offset == r.offset && offset < r.end,
+        Source::Stream { .. } | Source::Transfer(_) => offset == r.offset && offset < r.end,
     }
 }
 
@@ -552,14 +641,16 @@ fn map_block(path: &str, length: u64, populate: bool) -> Result<Bytes> {
     Ok(Bytes::from_owner(mmap))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_from(
     reader: &mut BlockReader,
     offset: u64,
     max: usize,
+    dest: Option<&mut [u8]>,
     fs: &FileSystem,
     path: &str,
     session_id: u64,
-) -> Result<Bytes> {
+) -> Result<Got> {
     let metrics = &fs.inner.metrics;
     match &mut reader.source {
         Source::Local {
@@ -585,12 +676,22 @@ async fn read_from(
             let end = (reader.end as usize).min(mmap.len());
             let start = offset as usize;
             if start >= end {
-                return Ok(Bytes::new());
+                return Ok(Got::Bytes(Bytes::new()));
             }
             let n = (end - start).min(max);
             reader.offset = offset + n as u64;
             ClientMetrics::add(&metrics.bytes_read_short_circuit, n as u64);
-            Ok(mmap.slice(start..start + n))
+            Ok(Got::Bytes(mmap.slice(start..start + n)))
+        }
+        Source::Transfer(t) => {
+            let max = max.min((reader.end - offset) as usize);
+            let got = match dest {
+                Some(dst) => Got::Copied(t.read_into(&mut dst[..max]).await?),
+                None => Got::Bytes(t.read_bytes(max).await?),
+            };
+            reader.offset = offset + got.len() as u64;
+            ClientMetrics::add(&metrics.bytes_read_remote, got.len() as u64);
+            Ok(got)
         }
         Source::Stream {
             stream,
@@ -624,7 +725,7 @@ async fn read_from(
                 &metrics.bytes_read_remote
             };
             ClientMetrics::add(counter, n as u64);
-            Ok(chunk)
+            Ok(Got::Bytes(chunk))
         }
     }
 }
@@ -640,7 +741,7 @@ impl Drop for FileInStream {
             .chain(std::mem::take(&mut self.mapped))
             .filter_map(|r| match r.source {
                 Source::Local { client, .. } => Some((r.block_id, client)),
-                Source::Stream { .. } => None,
+                Source::Stream { .. } | Source::Transfer(_) => None,
             })
             .collect();
         if held.is_empty() {

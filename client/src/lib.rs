@@ -7,6 +7,7 @@
 //! - [`blocking`]: the same API for synchronous code (`std::io::Read`/`Write`/`Seek`).
 //! - [`shell`]: Alluxio's `fs` and `fsadmin` commands.
 
+pub mod block_transfer;
 pub mod blocking;
 pub mod config;
 pub mod file_system;

@@ -48,6 +48,8 @@ pub struct MasterConfig {
     /// Fsync the RocksDB write-ahead log on every commit. Off, a commit survives `kill -9` of the
     /// master (the WAL is written before the call returns) but not a power loss.
     pub metastore_sync: bool,
+    /// Inodes (and as many directory entries) kept in memory in front of the metastore; 0 = none.
+    pub metadata_cache_entries: usize,
     /// UFS mounted at `/`.
     pub root_ufs: String,
     /// Options of the root mount (endpoint, region, credentials, ...).
@@ -128,6 +130,9 @@ pub struct ClientConfig {
     pub short_circuit: bool,
     /// Write to a worker on this host straight into its tier files.
     pub short_circuit_write: bool,
+    /// Read blocks cached by other workers over the block transfer protocol (raw bytes on a TCP
+    /// connection to the worker's gRPC port) instead of a `ReadBlock` gRPC stream.
+    pub block_transfer: bool,
     /// This host's name, to recognise local workers; empty = the machine's host name.
     pub hostname: String,
     /// Bytes per message of streamed writes and reads.
@@ -255,6 +260,7 @@ impl Default for MasterConfig {
             web_port: 19999,
             metastore_dir: PathBuf::from("alluvium-data/master"),
             metastore_sync: false,
+            metadata_cache_entries: 100_000,
             root_ufs: "alluvium-data/underFSStorage".into(),
             root_ufs_options: BTreeMap::new(),
             default_block_size: ByteSize(64 * ByteSize::MIB),
@@ -314,6 +320,7 @@ impl Default for ClientConfig {
             block_size: ByteSize(0),
             short_circuit: true,
             short_circuit_write: true,
+            block_transfer: true,
             hostname: String::new(),
             chunk_size: ByteSize(ByteSize::MIB),
             umask: 0o022,

@@ -159,6 +159,15 @@ impl SecretCheck {
         self.secret.is_some()
     }
 
+    /// Whether `given` is acceptable: anything when no secret is configured, else the secret
+    /// itself (compared in constant time). For connections that carry no gRPC metadata.
+    pub fn accepts(&self, given: &[u8]) -> bool {
+        match &self.secret {
+            None => true,
+            Some(expected) => constant_time_eq(given, expected.as_bytes()),
+        }
+    }
+
     /// Whether the metadata carries the configured secret (compared in constant time).
     pub fn holds_secret(&self, md: &MetadataMap) -> bool {
         let Some(expected) = &self.secret else {
@@ -218,6 +227,9 @@ mod tests {
         assert!(check.call(i.call(Request::new(())).unwrap()).is_err());
         // No secret configured: everything passes.
         assert!(SecretCheck::new(None).call(Request::new(())).is_ok());
+        assert!(SecretCheck::new(None).accepts(b"anything"));
+        assert!(check.accepts(b"right"));
+        assert!(!check.accepts(b"wrong") && !check.accepts(b""));
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod v1 {
 
 pub use v1::*;
 
+pub mod block_transfer;
+
 /// The Container Storage Interface (`csi.v1`, spec v1.12): the Identity, Controller and Node
 /// services the CSI driver serves, generated from `csi/v1/csi.proto`.
 pub mod csi {

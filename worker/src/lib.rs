@@ -5,6 +5,7 @@
 //!
 //! The lead's binary only needs [`WorkerServer`]; the block store is public for tools and tests.
 
+mod block_transfer;
 mod http;
 mod lease;
 mod master_client;

@@ -12,11 +12,12 @@ use alluvium_common::{Config, Error, Result};
 use alluvium_proto::block_worker_server::BlockWorkerServer;
 use alluvium_proto::{WorkerNetAddress, MAX_MESSAGE_BYTES};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 
+use crate::block_transfer::{route_connections, BlockTransferServer};
 use crate::http::{router, HttpState};
 use crate::lease::{run_expiry, Leases};
 use crate::master_client::{connect, MasterClient};
@@ -119,8 +120,22 @@ impl WorkerServer {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let grpc = InterceptedService::new(
             Timed::new(grpc, metrics.operations.clone()),
-            SecretCheck::new(secret),
+            SecretCheck::new(secret.clone()),
         );
+        // One port for gRPC and the block transfer protocol: the router looks at each new
+        // connection's first bytes and hands HTTP/2 ones to tonic through this channel.
+        let (grpc_conns, grpc_incoming) = mpsc::channel(64);
+        let transfer = Arc::new(BlockTransferServer {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            secret: SecretCheck::new(secret.clone()),
+        });
+        tasks.push(tokio::spawn(route_connections(
+            rpc_listener,
+            transfer,
+            grpc_conns,
+            rx.clone(),
+        )));
         let mut stop = rx.clone();
         tasks.push(tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
@@ -130,15 +145,9 @@ impl WorkerServer {
                 .initial_connection_window_size(Some(alluvium_proto::CONNECTION_WINDOW_BYTES))
                 .max_frame_size(Some(alluvium_proto::MAX_FRAME_BYTES))
                 .add_service(grpc)
-                .serve_with_incoming_shutdown(
-                    // TCP_NODELAY: without it, small replies and stream trailers wait for the
-                    // peer's delayed ACK (~40 ms per listing or block stream). Server::tcp_nodelay
-                    // does not apply to serve_with_incoming.
-                    TcpIncoming::from(rpc_listener).with_nodelay(Some(true)),
-                    async move {
-                        let _ = stop.changed().await;
-                    },
-                )
+                .serve_with_incoming_shutdown(ReceiverStream::new(grpc_incoming), async move {
+                    let _ = stop.changed().await;
+                })
                 .await;
             if let Err(e) = result {
                 tracing::error!(error = %e, "worker gRPC server failed");

@@ -46,7 +46,12 @@ pub struct WorkerService {
 type ReadStream = Pin<Box<dyn Stream<Item = Result<ReadBlockResponse, Status>> + Send>>;
 
 /// `[offset, offset + length)` of a block of `block_len` bytes; length 0 = to the end.
-fn check_range(block_id: u64, offset: u64, length: u64, block_len: u64) -> Result<(u64, u64)> {
+pub(crate) fn check_range(
+    block_id: u64,
+    offset: u64,
+    length: u64,
+    block_len: u64,
+) -> Result<(u64, u64)> {
     let length = if length == 0 {
         block_len.saturating_sub(offset)
     } else {
@@ -182,7 +187,7 @@ impl BlockWorker for WorkerService {
         match self.store.lock(id).await {
             Ok(lock) => {
                 let (off, len) = check_range(id, r.offset, r.length, lock.length)?;
-                let data = lock.map()?.slice(off as usize..(off + len) as usize);
+                let data = lock.map_range(off, len)?;
                 Ok(Response::new(self.read_from_cache(data, chunk)))
             }
             Err(e) if e.code == ErrorCode::NotFound => {

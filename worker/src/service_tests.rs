@@ -834,3 +834,110 @@ async fn eviction_and_promotion_through_the_service() {
     .await;
     h.shutdown().await;
 }
+
+/// A hand-written block transfer client: hello, then one request; the reply's bytes or error.
+mod transfer {
+    use alluvium_proto::block_transfer::{self as wire, ReadRequest, STATUS_OK};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub async fn connect(addr: std::net::SocketAddr, secret: &str) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&wire::encode_hello(secret.as_bytes()).unwrap())
+            .await
+            .unwrap();
+        s
+    }
+
+    pub async fn read(
+        s: &mut TcpStream,
+        block_id: u64,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, (tonic::Code, String)> {
+        let req = ReadRequest {
+            block_id,
+            offset,
+            length,
+        };
+        s.write_all(&req.encode()).await.unwrap();
+        if s.read_u8().await.unwrap() == STATUS_OK {
+            let n = s.read_u64().await.unwrap();
+            let mut buf = vec![0u8; n as usize];
+            s.read_exact(&mut buf).await.unwrap();
+            return Ok(buf);
+        }
+        let mut fixed = [0u8; 8];
+        s.read_exact(&mut fixed).await.unwrap();
+        let (code, len) = wire::decode_error_fixed(&fixed).unwrap();
+        let mut msg = vec![0u8; len];
+        s.read_exact(&mut msg).await.unwrap();
+        Err((code, String::from_utf8(msg).unwrap()))
+    }
+}
+
+#[tokio::test]
+async fn block_transfer_shares_the_grpc_port() {
+    let mut h = start().await;
+    let payload = data(3 * (1 << 20) + 123, 9);
+    let id = block_id(11, 0);
+    write(&mut h.client, id, &payload, 1 << 20, 0)
+        .await
+        .unwrap();
+    let addr = h.worker.rpc_addr();
+    let mut s = transfer::connect(addr, "").await;
+    // Whole block, a range, and the end: several requests on one connection.
+    assert_eq!(
+        checksum(&transfer::read(&mut s, id, 0, 0).await.unwrap()),
+        checksum(&payload)
+    );
+    let range = transfer::read(&mut s, id, 4096, 1 << 20).await.unwrap();
+    assert_eq!(range, payload[4096..4096 + (1 << 20)]);
+    let tail = transfer::read(&mut s, id, payload.len() as u64 - 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(tail, payload[payload.len() - 10..]);
+    // Refused reads leave the connection usable.
+    let (code, msg) = transfer::read(&mut s, id + 1, 0, 0).await.unwrap_err();
+    assert_eq!(code, Code::NotFound, "{msg}");
+    assert!(msg.contains("not cached"), "{msg}");
+    let (code, msg) = transfer::read(&mut s, id, payload.len() as u64, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(code, Code::InvalidArgument, "{msg}");
+    assert_eq!(
+        transfer::read(&mut s, id, 0, 5).await.unwrap(),
+        payload[..5]
+    );
+    // gRPC still answers on the same port, and counts the bytes the same way.
+    let (got, _) = read(&mut h.client, read_req(id, 0, 0)).await.unwrap();
+    assert_eq!(got.len(), payload.len());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn block_transfer_checks_the_cluster_secret() {
+    let h = start_with(|c| c.security.cluster_secret = "s3cret".into()).await;
+    let addr = h.worker.rpc_addr();
+    for wrong in ["", "wrong"] {
+        let mut s = transfer::connect(addr, wrong).await;
+        let (code, msg) = transfer::read(&mut s, 1, 0, 0).await.unwrap_err();
+        assert_eq!(code, Code::Unauthenticated, "{msg}");
+        // ... and the worker closes the connection.
+        let mut rest = Vec::new();
+        use tokio::io::AsyncReadExt;
+        assert_eq!(s.read_to_end(&mut rest).await.unwrap_or(0), 0);
+    }
+    let mut s = transfer::connect(addr, "s3cret").await;
+    let (code, _) = transfer::read(&mut s, 1, 0, 0).await.unwrap_err();
+    assert_eq!(code, Code::NotFound);
+    // Not a hello at all: an unknown version is refused with a reason.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"ALVD\x09\x00\x00").await.unwrap();
+    assert_eq!(
+        s.read_u8().await.unwrap(),
+        alluvium_proto::block_transfer::STATUS_ERROR
+    );
+    h.shutdown().await;
+}

@@ -1011,9 +1011,34 @@ impl AsRef<[u8]> for Mapped {
 }
 
 impl BlockLock {
+    /// Bytes `offset..offset + len` of the block, backed by an mmap of its file, with the page
+    /// tables of that range filled up front (MADV_POPULATE_READ): a reader that streams the range
+    /// then takes no page fault per 4 KiB (on a 1 GiB read, 262,144 faults that cost more than
+    /// the copy). The range is checked by the caller; advice that fails (kernels before 5.14)
+    /// only costs the faults.
+    pub fn map_range(self, offset: u64, len: u64) -> Result<Bytes> {
+        let block_id = self.block_id;
+        let whole = self.map_with(|map| {
+            let page = 4096usize;
+            let start = (offset as usize) / page * page;
+            let end = ((offset + len) as usize).min(map.len());
+            if end > start {
+                if let Err(e) = map.advise_range(memmap2::Advice::PopulateRead, start, end - start)
+                {
+                    tracing::debug!(block_id, error = %e, "MADV_POPULATE_READ failed");
+                }
+            }
+        })?;
+        Ok(whole.slice(offset as usize..(offset + len) as usize))
+    }
+
     /// The whole block as `Bytes` backed by an mmap of its file: slicing it copies nothing, and
     /// the block stays locked until every slice is dropped.
     pub fn map(self) -> Result<Bytes> {
+        self.map_with(|_| {})
+    }
+
+    fn map_with(self, prepare: impl FnOnce(&memmap2::Mmap)) -> Result<Bytes> {
         if self.length == 0 {
             return Ok(Bytes::new());
         }
@@ -1038,6 +1063,7 @@ impl BlockLock {
                 self.length
             )));
         }
+        prepare(&map);
         Ok(Bytes::from_owner(Mapped { map, _lock: self }))
     }
 }
