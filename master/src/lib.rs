@@ -8,6 +8,7 @@
 //! UI and its JSON REST API), `server`.
 
 pub mod metastore;
+pub mod metastore_cache;
 
 mod block_master;
 mod consistency;

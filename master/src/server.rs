@@ -21,6 +21,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::block_master::BlockMaster;
 use crate::grpc::{BlockMasterService, FileSystemService};
 use crate::metastore::{MetaStore, RocksStore};
+use crate::metastore_cache::CachingStore;
 use crate::metrics::Metrics;
 use crate::namespace::Namespace;
 use crate::persist::PersistScheduler;
@@ -103,7 +104,9 @@ impl MasterServer {
     pub async fn start(config: Config) -> Result<MasterServer> {
         let mc = &config.master;
         let store = Arc::new(RocksStore::open(&mc.metastore_dir, mc.metastore_sync)?);
-        let dyn_store: Arc<dyn MetaStore> = store.clone();
+        let rocks: Arc<dyn MetaStore> = store.clone();
+        let dyn_store: Arc<dyn MetaStore> =
+            Arc::new(CachingStore::new(rocks, mc.metadata_cache_entries));
         let metrics = Arc::new(Metrics::new());
         let blocks = Arc::new(BlockMaster::new(
             dyn_store.clone(),

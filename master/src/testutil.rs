@@ -14,6 +14,7 @@ use alluvium_proto::{
 
 use crate::block_master::BlockMaster;
 use crate::metastore::{MetaStore, RocksStore};
+use crate::metastore_cache::CachingStore;
 use crate::metrics::Metrics;
 use crate::namespace::Namespace;
 use crate::permission::Checker;
@@ -52,7 +53,11 @@ impl Env {
 
     pub fn open(dir: tempfile::TempDir, config: MasterConfig) -> Self {
         let store = Arc::new(RocksStore::open(&config.metastore_dir, false).unwrap());
-        let dyn_store: Arc<dyn MetaStore> = store.clone();
+        // Through the same cache layer the server puts in front of RocksDB, so every namespace
+        // test also checks that the cache never serves a stale inode or entry.
+        let rocks: Arc<dyn MetaStore> = store.clone();
+        let dyn_store: Arc<dyn MetaStore> =
+            Arc::new(CachingStore::new(rocks, config.metadata_cache_entries));
         let metrics = Arc::new(Metrics::new());
         let blocks = Arc::new(
             BlockMaster::new(
