@@ -69,8 +69,34 @@ pub fn pread_random(path: &Path, size: u64, threads: usize, ops: usize) -> Resul
     Ok((threads * ops) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// MiB/s of one raw TCP stream of `size` bytes over loopback (writer and reader threads).
+/// MiB/s of one raw TCP stream of `size` bytes over loopback (writer and reader threads), the
+/// writer sending the same 4 MiB buffer again and again (it stays in the CPU's caches).
 pub fn tcp_stream(size: u64, data: &[u8]) -> Result<f64> {
+    tcp_stream_of(size, |s| {
+        let mut left = size as usize;
+        while left > 0 {
+            let n = left.min(data.len());
+            s.write_all(&data[..n])?;
+            left -= n;
+        }
+        Ok(())
+    })
+}
+
+/// MiB/s of one raw TCP stream over loopback of a whole file's bytes, written from a populated
+/// read-only mapping of it: what a server sending a file that is in memory (tmpfs) can reach,
+/// each byte read from memory once rather than from a cached buffer.
+pub fn tcp_stream_file(path: &Path) -> Result<f64> {
+    let file = File::open(path).map_err(Error::from)?;
+    // SAFETY: a read-only mapping of a file only this process writes, and not while mapped.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(Error::from)?;
+    tcp_stream_of(map.len() as u64, |s| s.write_all(&map))
+}
+
+fn tcp_stream_of(
+    size: u64,
+    write: impl FnOnce(&mut TcpStream) -> std::io::Result<()>,
+) -> Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(Error::from)?;
     let addr = listener.local_addr().map_err(Error::from)?;
     let reader = std::thread::spawn(move || -> std::io::Result<u64> {
@@ -87,12 +113,7 @@ pub fn tcp_stream(size: u64, data: &[u8]) -> Result<f64> {
     });
     let start = Instant::now();
     let mut s = TcpStream::connect(addr).map_err(Error::from)?;
-    let mut left = size as usize;
-    while left > 0 {
-        let n = left.min(data.len());
-        s.write_all(&data[..n]).map_err(Error::from)?;
-        left -= n;
-    }
+    write(&mut s).map_err(Error::from)?;
     drop(s);
     let got = reader
         .join()
@@ -177,6 +198,7 @@ mod tests {
         assert!(file_read(&p).unwrap() > 0.0);
         assert!(pread_random(&p, 4 << 20, 2, 100).unwrap() > 0.0);
         assert!(tcp_stream(4 << 20, &data).unwrap() > 0.0);
+        assert!(tcp_stream_file(&p).unwrap() > 0.0);
         let rtt = tcp_round_trips(50).unwrap();
         assert_eq!(rtt.len(), 50);
         assert!(percentile(&rtt, 50.0) > 0.0);

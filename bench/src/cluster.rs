@@ -17,6 +17,8 @@ use tempfile::TempDir;
 pub const S3_KEY: &str = "ALLUVIUMBENCH";
 pub const S3_SECRET: &str = "alluvium-bench-secret";
 pub const S3_REGION: &str = "us-east-1";
+/// The MEM tier's directory under the cluster's /dev/shm temp dir.
+const MEM_TIER_DIR: &str = "worker-mem";
 
 /// What differs between the clusters the bench starts.
 #[derive(Debug, Clone)]
@@ -86,7 +88,7 @@ impl BenchCluster {
         config.worker.web_port = 0;
         config.worker.tiers = vec![TierConfig {
             alias: "MEM".into(),
-            dirs: vec![shm.path().join("worker-mem")],
+            dirs: vec![shm.path().join(MEM_TIER_DIR)],
             quota: vec![ByteSize(spec.mem_quota)],
             ..TierConfig::default()
         }];
@@ -118,6 +120,11 @@ impl BenchCluster {
         };
         wait_for_worker(&cluster.config, Duration::from_secs(20)).await?;
         Ok(cluster)
+    }
+
+    /// The worker's MEM tier directory (in /dev/shm).
+    pub fn mem_tier_dir(&self) -> PathBuf {
+        self.shm.path().join(MEM_TIER_DIR)
     }
 
     /// The local directory of the root UFS (`file://`).

@@ -54,10 +54,7 @@ pub async fn run(c: &BenchCluster, report: &mut Report, plan: &Plan) -> Result<(
         .prefix("alluvium-bench-fuse-")
         .tempdir()
         .map_err(|e| Error::from(e).context("creating the FUSE mount point"))?;
-    let handle = {
-        let (config, mp) = (c.config.clone(), mnt.path().to_path_buf());
-        blocking(move || mount_background(&config, "/", &mp, &FuseOptions::default())).await
-    };
+    let handle = mount(c, mnt.path(), FuseOptions::default()).await;
     let handle = match handle {
         Ok(h) => h,
         Err(e) => {
@@ -71,9 +68,37 @@ pub async fn run(c: &BenchCluster, report: &mut Report, plan: &Plan) -> Result<(
     let fuse_file = mnt.path().join(SEQ_FILE.trim_start_matches('/'));
     let measured = measure(&fio, &fuse_file, &shm_file, plan).await;
     let unmounted = unmount(handle).await;
+    // The same sequential job on a direct_io mount: no page cache between fio and the daemon.
+    let direct = match measured {
+        Ok(_) => {
+            let opts = FuseOptions {
+                direct_io: true,
+                ..FuseOptions::default()
+            };
+            let handle = mount(c, mnt.path(), opts).await?;
+            let mut runs = Vec::with_capacity(plan.runs);
+            let mut failed = None;
+            for _ in 0..plan.runs {
+                match run_job(&fio, seq_job(&fuse_file, plan)).await {
+                    Ok(r) => runs.push(r.mib_per_s()),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            unmount(handle).await?;
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(runs),
+            }
+        }
+        Err(_) => Ok(vec![]),
+    };
     let _ = std::fs::remove_file(&shm_file);
     let runs = measured?;
     unmounted?;
+    let direct = direct?;
 
     let seq_fuse: Vec<f64> = runs.iter().map(|r| r.seq_fuse.mib_per_s()).collect();
     let seq_shm: Vec<f64> = runs.iter().map(|r| r.seq_shm.mib_per_s()).collect();
@@ -91,6 +116,21 @@ pub async fn run(c: &BenchCluster, report: &mut Report, plan: &Plan) -> Result<(
         "fio --ioengine=psync --invalidate=1 --numjobs=1 of the cached sequential file through \
          `alluvium fuse` (default options: kernel_cache, max_readahead=1MiB, threads=4), the FUSE \
          daemon in the bench process reading short-circuit",
+    );
+    report.add(
+        format!(
+            "FUSE -o direct_io: fio sequential 1 MiB reads of {} MiB",
+            plan.size >> 20
+        ),
+        "MiB/s",
+        Stat::of(&direct),
+        "the same fio job on /dev/shm",
+        Some(Stat::of(&seq_shm)),
+        None,
+    );
+    report.note(
+        "direct_io: the kernel hands each read to the daemon, which answers from the mapped \
+         block straight into fio's buffer (one copy, no page cache)",
     );
     let rand = Stat::of(&rand_fuse);
     let met = rand.median >= RANDOM_TARGET_IOPS;
@@ -137,6 +177,21 @@ async fn measure(
         });
     }
     Ok(runs)
+}
+
+fn seq_job(file: &Path, plan: &Plan) -> FioJob {
+    FioJob {
+        file: file.to_path_buf(),
+        rw: "read",
+        bs: 1 << 20,
+        size: plan.size,
+        runtime_s: None,
+    }
+}
+
+async fn mount(c: &BenchCluster, mnt: &Path, opts: FuseOptions) -> Result<FuseMountHandle> {
+    let (config, mp) = (c.config.clone(), mnt.to_path_buf());
+    blocking(move || mount_background(&config, "/", &mp, &opts)).await
 }
 
 async fn run_job(fio: &Path, job: FioJob) -> Result<FioResult> {

@@ -109,8 +109,22 @@ pub async fn client_write(
     Ok(baseline::mib_per_s(size, start))
 }
 
+/// How a reader takes the bytes the client gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadInto {
+    /// `read(&mut buf)`: copied into the caller's 4 MiB buffer, as read(2) does.
+    Buffer,
+    /// `read_bytes`: slices of the mapped block (short-circuit) or of the received message
+    /// (remote), handed over without a copy: what the short-circuit mmap path exists for.
+    ZeroCopy,
+}
+
 /// Reads a whole file sequentially through the client; returns the bytes read.
 pub async fn client_read_all(fs: &FileSystem, path: &str) -> Result<u64> {
+    client_read_all_into(fs, path, ReadInto::Buffer).await
+}
+
+async fn client_read_all_into(fs: &FileSystem, path: &str, into: ReadInto) -> Result<u64> {
     let mut input = fs
         .open_file(
             path,
@@ -119,14 +133,25 @@ pub async fn client_read_all(fs: &FileSystem, path: &str) -> Result<u64> {
             },
         )
         .await?;
-    let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
-    loop {
-        let n = input.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    match into {
+        ReadInto::Buffer => {
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = input.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
         }
-        total += n as u64;
+        ReadInto::ZeroCopy => loop {
+            let chunk = input.read_bytes(CHUNK).await?;
+            if chunk.is_empty() {
+                break;
+            }
+            total += chunk.len() as u64;
+        },
     }
     input.close().await?;
     Ok(total)
@@ -134,8 +159,13 @@ pub async fn client_read_all(fs: &FileSystem, path: &str) -> Result<u64> {
 
 /// MiB/s of reading a whole file sequentially through the client, checking its length.
 pub async fn client_read(fs: &FileSystem, path: &str) -> Result<f64> {
+    client_read_into(fs, path, ReadInto::Buffer).await
+}
+
+/// [`client_read`], taking the bytes as `into` says.
+pub async fn client_read_into(fs: &FileSystem, path: &str, into: ReadInto) -> Result<f64> {
     let start = Instant::now();
-    let total = client_read_all(fs, path).await?;
+    let total = client_read_all_into(fs, path, into).await?;
     let rate = baseline::mib_per_s(total, start);
     let len = fs.get_status(path).await?.length;
     if total != len {
@@ -144,6 +174,43 @@ pub async fn client_read(fs: &FileSystem, path: &str) -> Result<f64> {
         )));
     }
     Ok(rate)
+}
+
+/// Bytes in the files under `dir`, recursively (0 when it does not exist).
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Waits (up to 10 s) until the worker's MEM tier holds at most `bytes`: a deleted file's blocks
+/// leave the worker at its next heartbeat, and a write measured while they are still there gets
+/// never-used memory from the kernel (and, in a VM, from the hypervisor), which costs several
+/// times more than reusing freed pages, as the write(2) baseline does when it rewrites its file.
+pub async fn wait_for_tier_at_most(c: &BenchCluster, bytes: u64) -> Result<()> {
+    let dir = c.mem_tier_dir();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let used = dir_bytes(&dir);
+        if used <= bytes {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::internal(format!(
+                "the worker still holds {used} bytes in {} 10 s after a delete (expected at most {bytes})",
+                dir.display()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Makes sure [`SEQ_FILE`] exists with `size` bytes (written by `seq`, or here when `seq` was not
