@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alluvium_common::{Config, Error, Result};
 use alluvium_proto::block_transfer::{self as wire, ReadRequest, STATUS_ERROR, STATUS_OK};
@@ -19,9 +19,15 @@ const MAX_IDLE_PER_WORKER: usize = 8;
 /// Most bytes handed out by one `read_bytes` (one receive buffer's worth).
 const MAX_READ: usize = 4 << 20;
 
+/// How long a worker that did not answer the handshake is read over gRPC only.
+const UNSUPPORTED_FOR: Duration = Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct TransferPool {
     idle: Arc<Mutex<HashMap<String, Vec<TcpStream>>>>,
+    /// Workers whose port did not answer the handshake (not an Alluvium worker of this protocol
+    /// version), and since when.
+    unsupported: Arc<Mutex<HashMap<String, Instant>>>,
     hello: Arc<Vec<u8>>,
     connect_timeout: Duration,
 }
@@ -32,6 +38,7 @@ impl TransferPool {
             .map_err(Error::invalid_argument)?;
         Ok(Self {
             idle: Arc::new(Mutex::new(HashMap::new())),
+            unsupported: Arc::new(Mutex::new(HashMap::new())),
             hello: Arc::new(hello),
             connect_timeout: config.client.rpc_timeout.min(Duration::from_secs(5)),
         })
@@ -41,6 +48,13 @@ impl TransferPool {
     /// returned stream gives exactly the bytes of that range. A worker that does not hold the
     /// block answers NotFound.
     pub async fn read(&self, address: &str, req: ReadRequest) -> Result<BlockTransfer> {
+        if let Some(since) = self.unsupported.lock().get(address) {
+            if since.elapsed() < UNSUPPORTED_FOR {
+                return Err(Error::unavailable(format!(
+                    "worker {address} does not speak the block transfer protocol"
+                )));
+            }
+        }
         // A pooled connection may have been closed by the worker since (restart, idle timeout):
         // then one fresh connection is tried before giving up.
         if let Some(conn) = self.take_idle(address) {
@@ -48,6 +62,9 @@ impl TransferPool {
                 Ok(t) => return Ok(t),
                 Err(Failure::Reply(e)) => return Err(e),
                 Err(Failure::Io(e)) => {
+                    tracing::debug!(address, error = %e, "pooled block transfer connection failed; reconnecting");
+                }
+                Err(Failure::Protocol(e)) => {
                     tracing::debug!(address, error = %e, "pooled block transfer connection failed; reconnecting");
                 }
             }
@@ -59,6 +76,14 @@ impl TransferPool {
             Err(Failure::Io(e)) => Err(Error::unavailable(format!(
                 "block transfer from worker {address}: {e}"
             ))),
+            Err(Failure::Protocol(why)) => {
+                self.unsupported
+                    .lock()
+                    .insert(address.to_string(), Instant::now());
+                Err(Error::unavailable(format!(
+                    "worker {address} does not speak the block transfer protocol ({why})"
+                )))
+            }
         }
     }
 
@@ -101,13 +126,42 @@ impl TransferPool {
         req: ReadRequest,
     ) -> std::result::Result<BlockTransfer, Failure> {
         if fresh {
-            conn.write_all(&self.hello).await.map_err(Failure::Io)?;
+            // The first request rides with the hello; the ack comes before its reply.
+            let mut first = Vec::with_capacity(self.hello.len() + wire::REQUEST_LEN);
+            first.extend_from_slice(&self.hello);
+            first.extend_from_slice(&req.encode());
+            conn.write_all(&first).await.map_err(Failure::Io)?;
+            let head = conn.read_u8().await.map_err(Failure::Io)?;
+            if head == wire::HELLO_ACK[0] {
+                let mut rest = [0u8; wire::HELLO_ACK.len() - 1];
+                conn.read_exact(&mut rest).await.map_err(Failure::Io)?;
+                if rest[..] != wire::HELLO_ACK[1..] {
+                    return Err(Failure::Protocol(format!(
+                        "handshake answered with {:?}",
+                        [&[head][..], &rest[..]].concat()
+                    )));
+                }
+            } else if head == STATUS_ERROR {
+                // The hello was refused: the reply explains why.
+                return Err(self.error_reply(conn, address, false).await);
+            } else {
+                return Err(Failure::Protocol(format!(
+                    "handshake answered with byte {head:#04x}"
+                )));
+            }
+        } else {
+            conn.write_all(&req.encode()).await.map_err(Failure::Io)?;
         }
-        conn.write_all(&req.encode()).await.map_err(Failure::Io)?;
         let status = conn.read_u8().await.map_err(Failure::Io)?;
         match status {
             STATUS_OK => {
                 let length = conn.read_u64().await.map_err(Failure::Io)?;
+                if req.length != 0 && length != req.length {
+                    return Err(Failure::Protocol(format!(
+                        "asked for {} bytes of block {}, told {length} follow",
+                        req.length, req.block_id
+                    )));
+                }
                 Ok(BlockTransfer {
                     conn: Some(conn),
                     remaining: length,
@@ -116,27 +170,33 @@ impl TransferPool {
                     address: address.to_string(),
                 })
             }
-            STATUS_ERROR => {
-                let mut fixed = [0u8; 8];
-                conn.read_exact(&mut fixed).await.map_err(Failure::Io)?;
-                let (code, len) = wire::decode_error_fixed(&fixed)
-                    .map_err(|m| Failure::Io(std::io::Error::other(m)))?;
-                let mut msg = vec![0u8; len];
-                conn.read_exact(&mut msg).await.map_err(Failure::Io)?;
-                let message = String::from_utf8_lossy(&msg).into_owned();
-                // The connection stays usable after a refused read, unless the worker refused
-                // the hello (it closes those).
-                if code != tonic::Code::Unauthenticated && code != tonic::Code::InvalidArgument {
-                    self.put_idle(address, conn);
-                }
-                Err(Failure::Reply(Error::from(tonic::Status::new(
-                    code, message,
-                ))))
-            }
-            other => Err(Failure::Io(std::io::Error::other(format!(
-                "worker {address} answered with unknown block transfer status {other}"
-            )))),
+            STATUS_ERROR => Err(self.error_reply(conn, address, true).await),
+            other => Err(Failure::Protocol(format!(
+                "unknown block transfer status {other}"
+            ))),
         }
+    }
+
+    /// Reads an error reply (its status byte already read). A refused read leaves the connection
+    /// usable (`reusable`); a refused hello does not (the worker closes it).
+    async fn error_reply(&self, mut conn: TcpStream, address: &str, reusable: bool) -> Failure {
+        let mut fixed = [0u8; 8];
+        if let Err(e) = conn.read_exact(&mut fixed).await {
+            return Failure::Io(e);
+        }
+        let (code, len) = match wire::decode_error_fixed(&fixed) {
+            Ok(v) => v,
+            Err(m) => return Failure::Protocol(m),
+        };
+        let mut msg = vec![0u8; len];
+        if let Err(e) = conn.read_exact(&mut msg).await {
+            return Failure::Io(e);
+        }
+        if reusable {
+            self.put_idle(address, conn);
+        }
+        let message = String::from_utf8_lossy(&msg).into_owned();
+        Failure::Reply(Error::from(tonic::Status::new(code, message)))
     }
 }
 
@@ -145,6 +205,8 @@ enum Failure {
     Reply(Error),
     /// The connection failed.
     Io(std::io::Error),
+    /// The other end does not speak this protocol.
+    Protocol(String),
 }
 
 /// The bytes of one requested range, read straight from the worker's connection.

@@ -9,14 +9,18 @@
 //! ```text
 //! client → worker, once per connection:
 //!   hello    = MAGIC(4) VERSION(1) secret_len(u16) secret(secret_len)
-//! then any number of requests, one at a time:
+//! worker → client, when the hello is accepted (an error reply when not):
+//!   ack      = MAGIC(4) VERSION(1)
+//! then any number of requests, one at a time (a client may send its first with the hello):
 //!   request  = OP_READ(1) block_id(u64) offset(u64) length(u64, 0 = to the block's end)
 //! worker → client, per request:
 //!   reply    = STATUS_OK(1) length(u64) <length raw bytes>
 //!            | STATUS_ERROR(1) grpc_code(i32) message_len(u32) message(message_len)
 //! ```
 //! Integers are big-endian. After an error reply the connection stays usable; after a bad hello
-//! (wrong secret, unknown version) the worker sends an error reply and closes it.
+//! (wrong secret, unknown version) the worker sends an error reply and closes it. The ack is what
+//! tells a client it reached an Alluvium worker: any other server (an HTTP/2 one answers a
+//! connection with its SETTINGS frame) fails the handshake instead of being misread as data.
 
 /// The first bytes of a block transfer connection. Never the start of an HTTP/2 preface.
 pub const MAGIC: [u8; 4] = *b"ALVD";
@@ -34,6 +38,9 @@ pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 pub const OP_READ: u8 = 1;
 pub const STATUS_OK: u8 = 0;
 pub const STATUS_ERROR: u8 = 1;
+
+/// What the worker answers an accepted hello with.
+pub const HELLO_ACK: [u8; 5] = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION];
 
 /// The hello a client sends first, carrying the cluster secret (empty when none is configured).
 pub fn encode_hello(secret: &[u8]) -> Result<Vec<u8>, String> {

@@ -111,6 +111,7 @@ impl BlockTransferServer {
             let m = "missing or wrong cluster secret (security.cluster_secret)";
             return refuse(&mut s, tonic::Code::Unauthenticated, m).await;
         }
+        s.write_all(&wire::HELLO_ACK).await?;
         loop {
             let mut req = [0u8; REQUEST_LEN];
             match s.read_exact(&mut req).await {

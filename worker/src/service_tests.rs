@@ -841,12 +841,33 @@ mod transfer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    pub async fn connect(addr: std::net::SocketAddr, secret: &str) -> TcpStream {
+    /// Connects and says hello: the connection once the worker acknowledged it, or its refusal.
+    pub async fn connect(
+        addr: std::net::SocketAddr,
+        secret: &str,
+    ) -> (TcpStream, Result<(), (tonic::Code, String)>) {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(&wire::encode_hello(secret.as_bytes()).unwrap())
             .await
             .unwrap();
-        s
+        let mut ack = [0u8; 5];
+        s.read_exact(&mut ack[..1]).await.unwrap();
+        if ack[0] == wire::STATUS_ERROR {
+            let refused = error(&mut s).await;
+            return (s, Err(refused));
+        }
+        s.read_exact(&mut ack[1..]).await.unwrap();
+        assert_eq!(ack, wire::HELLO_ACK);
+        (s, Ok(()))
+    }
+
+    async fn error(s: &mut TcpStream) -> (tonic::Code, String) {
+        let mut fixed = [0u8; 8];
+        s.read_exact(&mut fixed).await.unwrap();
+        let (code, len) = wire::decode_error_fixed(&fixed).unwrap();
+        let mut msg = vec![0u8; len];
+        s.read_exact(&mut msg).await.unwrap();
+        (code, String::from_utf8(msg).unwrap())
     }
 
     pub async fn read(
@@ -867,12 +888,7 @@ mod transfer {
             s.read_exact(&mut buf).await.unwrap();
             return Ok(buf);
         }
-        let mut fixed = [0u8; 8];
-        s.read_exact(&mut fixed).await.unwrap();
-        let (code, len) = wire::decode_error_fixed(&fixed).unwrap();
-        let mut msg = vec![0u8; len];
-        s.read_exact(&mut msg).await.unwrap();
-        Err((code, String::from_utf8(msg).unwrap()))
+        Err(error(s).await)
     }
 }
 
@@ -885,7 +901,8 @@ async fn block_transfer_shares_the_grpc_port() {
         .await
         .unwrap();
     let addr = h.worker.rpc_addr();
-    let mut s = transfer::connect(addr, "").await;
+    let (mut s, hello) = transfer::connect(addr, "").await;
+    hello.unwrap();
     // Whole block, a range, and the end: several requests on one connection.
     assert_eq!(
         checksum(&transfer::read(&mut s, id, 0, 0).await.unwrap()),
@@ -920,15 +937,16 @@ async fn block_transfer_checks_the_cluster_secret() {
     let h = start_with(|c| c.security.cluster_secret = "s3cret".into()).await;
     let addr = h.worker.rpc_addr();
     for wrong in ["", "wrong"] {
-        let mut s = transfer::connect(addr, wrong).await;
-        let (code, msg) = transfer::read(&mut s, 1, 0, 0).await.unwrap_err();
+        let (mut s, hello) = transfer::connect(addr, wrong).await;
+        let (code, msg) = hello.unwrap_err();
         assert_eq!(code, Code::Unauthenticated, "{msg}");
         // ... and the worker closes the connection.
         let mut rest = Vec::new();
         use tokio::io::AsyncReadExt;
         assert_eq!(s.read_to_end(&mut rest).await.unwrap_or(0), 0);
     }
-    let mut s = transfer::connect(addr, "s3cret").await;
+    let (mut s, hello) = transfer::connect(addr, "s3cret").await;
+    hello.unwrap();
     let (code, _) = transfer::read(&mut s, 1, 0, 0).await.unwrap_err();
     assert_eq!(code, Code::NotFound);
     // Not a hello at all: an unknown version is refused with a reason.
