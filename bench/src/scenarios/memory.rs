@@ -232,7 +232,7 @@ async fn measure(p: &Processes, report: &mut Report, plan: &Plan) -> Result<()> 
         .copied()
         .unwrap_or_default();
     report.note(format!(
-        "{READERS} clients streaming their own cached {} MiB file over gRPC (no short-circuit) \
+        "{READERS} clients streaming their own cached {} MiB file remotely (block transfer, no short-circuit) \
          for {} s at {reads:.0} MiB/s in total; VmRSS sampled every 100 ms, median/min/max over \
          the samples; at the peak: {}",
         plan.worker_file_bytes >> 20,
