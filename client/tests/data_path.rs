@@ -221,6 +221,12 @@ impl pb::file_system_master_server::FileSystemMaster for Cluster {
     async fn unmount(&self, _: Request<pb::UnmountRequest>) -> Result<Response<pb::Empty>, Status> {
         Err(Status::unimplemented("fixture"))
     }
+    async fn update_mount(
+        &self,
+        _: Request<pb::MountRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Err(Status::unimplemented("fixture"))
+    }
     async fn get_mount_table(
         &self,
         _: Request<pb::Empty>,

@@ -72,8 +72,13 @@ pub struct MasterConfig {
     /// overrides it.
     #[serde(with = "humantime_serde")]
     pub sync_interval: Duration,
-    /// Members of this group are superusers, as is the user running the master.
+    /// Members of this group are superusers.
     pub supergroup: String,
+    /// Further superusers by name (e.g. the operator's user in a Kubernetes install).
+    pub superusers: Vec<String>,
+    /// The OS user running the master is a superuser too. Convenient on a laptop; off in a
+    /// Kubernetes install, where a pod's uid can map to the same name as the master's.
+    pub process_user_is_superuser: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -270,6 +275,8 @@ impl Default for MasterConfig {
             persist_check_interval: Duration::from_secs(1),
             sync_interval: Duration::from_secs(60),
             supergroup: "supergroup".into(),
+            superusers: Vec::new(),
+            process_user_is_superuser: true,
         }
     }
 }

@@ -207,6 +207,17 @@ impl FileSystemMasterRpc for FileSystemService {
         s.reply("Mount", r)
     }
 
+    async fn update_mount(&self, req: Request<MountRequest>) -> Result<Response<Empty>, Status> {
+        let s = &self.shared;
+        let r = async {
+            s.ns.update_mount(&s.checker(&req)?, req.get_ref())
+                .await
+                .map(|_| Empty {})
+        }
+        .await;
+        s.reply("UpdateMount", r)
+    }
+
     async fn unmount(&self, req: Request<UnmountRequest>) -> Result<Response<Empty>, Status> {
         let s = &self.shared;
         let r = async {

@@ -196,6 +196,13 @@ impl MountTable {
         self.mounts.write().push(Arc::new(mount));
     }
 
+    /// Swaps the mount with `mount`'s id for `mount` (an in-place update).
+    pub fn replace(&self, mount: Mount) {
+        let mut mounts = self.mounts.write();
+        mounts.retain(|m| m.id() != mount.id());
+        mounts.push(Arc::new(mount));
+    }
+
     pub fn remove(&self, id: u64) {
         self.mounts.write().retain(|m| m.id() != id);
     }

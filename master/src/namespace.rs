@@ -198,7 +198,7 @@ impl Namespace {
             files: store.counter(Counter::Files)?,
             dirs: store.counter(Counter::Directories)?,
         };
-        let supers = SuperUsers::new(&config.supergroup);
+        let supers = SuperUsers::from_config(config);
         let ns = Self {
             store: store.clone(),
             mounts: Arc::new(MountTable::default()),
@@ -238,7 +238,7 @@ impl Namespace {
             })?;
         }
         let now = now_ms();
-        let me = &self.supers.user;
+        let me = &self.supers.owner();
         let group = alluvium_common::identity::Caller::current_process()
             .primary_group()
             .to_string();
@@ -298,8 +298,8 @@ impl Namespace {
         self.supers.checker(caller)
     }
 
-    pub fn superuser_name(&self) -> &str {
-        &self.supers.user
+    pub fn superuser_name(&self) -> String {
+        self.supers.owner()
     }
 
     pub fn counts(&self) -> (u64, u64) {
@@ -1360,6 +1360,57 @@ impl Namespace {
             sync_interval: probe.sync_interval,
         });
         tracing::info!(path = %p, ufs = %uri, mount_id, read_only = req.read_only, "mounted");
+        Ok(())
+    }
+
+    /// Changes the options, read-only flag and sharing of the mount at `req.path` in place. The
+    /// UFS must stay the same (a different UFS is a new mount); the new options are probed
+    /// before they replace the old ones, so a bad update leaves the mount as it was.
+    pub async fn update_mount(&self, checker: &Checker, req: &MountRequest) -> Result<()> {
+        let p = norm(&req.path)?;
+        checker.require_superuser(&format!("update mount {p}"))?;
+        let uri = normalize_uri(&req.ufs_uri)?;
+        let Some(old) = self.mounts.at_path(&p) else {
+            return Err(Error::not_found(format!(
+                "update mount {p}: not a mount point"
+            )));
+        };
+        if p == "/" {
+            return Err(Error::invalid_argument(
+                "update mount /: the root mount is configured by master.root_ufs",
+            ));
+        }
+        if old.record.ufs_uri != uri {
+            return Err(Error::invalid_argument(format!(
+                "update mount {p}: it mounts {}, not {uri}; unmount and mount to change the UFS",
+                old.record.ufs_uri
+            )));
+        }
+        let record = MountRecord {
+            read_only: req.read_only,
+            shared: req.shared,
+            options: req
+                .options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..old.record.clone()
+        };
+        let fresh = Mount::open(record.clone(), self.default_sync)?;
+        probe_ufs(&fresh.ufs)
+            .await
+            .map_err(|e| Error::new(e.code, format!("update mount {p}: {}", e.message)))?;
+        let _serial = self.mount_lock.lock();
+        if self.mounts.get(old.id()).is_none() {
+            return Err(Error::not_found(format!(
+                "update mount {p}: unmounted meanwhile"
+            )));
+        }
+        let mut tx = self.tx();
+        tx.op(Op::PutMount(record));
+        self.commit(tx)?;
+        self.mounts.replace(fresh);
+        tracing::info!(path = %p, mount_id = old.id(), read_only = req.read_only, "mount updated");
         Ok(())
     }
 

@@ -44,20 +44,36 @@ pub struct Checker {
 /// Who counts as a superuser on this master.
 #[derive(Debug, Clone)]
 pub struct SuperUsers {
-    pub user: String,
+    pub users: Vec<String>,
     pub group: String,
 }
 
 impl SuperUsers {
-    pub fn new(supergroup: &str) -> Self {
+    /// `master.superusers`, `master.supergroup`, and the process's user when
+    /// `master.process_user_is_superuser` is on.
+    pub fn from_config(config: &alluvium_common::config::MasterConfig) -> Self {
+        let mut users = config.superusers.clone();
+        if config.process_user_is_superuser {
+            users.push(Caller::current_process().user);
+        }
         Self {
-            user: Caller::current_process().user,
-            group: supergroup.to_string(),
+            users,
+            group: config.supergroup.clone(),
         }
     }
 
+    /// The user owning `/` on a fresh namespace: the first configured superuser, else the
+    /// process's user.
+    pub fn owner(&self) -> String {
+        self.users
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Caller::current_process().user)
+    }
+
     pub fn is_superuser(&self, caller: &Caller) -> bool {
-        caller.user == self.user || (!self.group.is_empty() && caller.groups.contains(&self.group))
+        self.users.contains(&caller.user)
+            || (!self.group.is_empty() && caller.groups.contains(&self.group))
     }
 
     pub fn checker(&self, caller: Caller) -> Checker {
@@ -167,7 +183,7 @@ mod tests {
 
     fn su() -> SuperUsers {
         SuperUsers {
-            user: "root-like".into(),
+            users: vec!["root-like".into()],
             group: "supergroup".into(),
         }
     }

@@ -72,7 +72,7 @@ impl Shared {
             block_count: c.block_count,
             root_ufs: self.root_ufs.clone(),
             default_block_size: self.default_block_size,
-            superuser: self.ns.superuser_name().to_string(),
+            superuser: self.ns.superuser_name(),
         }
     }
 }
