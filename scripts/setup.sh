@@ -6,9 +6,12 @@
 #   - fuse3: FUSE mounts (fusermount3); fio: storage benchmarks and FUSE tests
 #   - python3-venv: the real-client test environment
 #   - chromium: the web UI test (e2e/ui) drives it headless through Playwright
+#   - etcd-server, containerd, runc, containernetworking-plugins, busybox-static: the real
+#     single-node Kubernetes cluster of e2e/cluster (the kit in ../shared/k8s brings the rest)
 set -euo pipefail
 
-packages=(clang libclang-dev librocksdb-dev fuse3 fio pkg-config chromium)
+packages=(clang libclang-dev librocksdb-dev fuse3 fio pkg-config chromium
+  etcd-server containerd runc containernetworking-plugins busybox-static)
 if [[ "${ALLUVIUM_SETUP_PYTHON:-0}" == 1 ]] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   packages+=(python3-venv)
 fi

@@ -47,6 +47,10 @@ pub struct ClusterSpec {
     pub image: String,
     #[serde(default)]
     pub image_pull_policy: PullPolicy,
+    /// The under-storage mounted at `/`: storage every master and worker reaches (an S3 bucket,
+    /// a WebHDFS cluster, ...), never a path inside one pod. Files written with a persisting
+    /// write type and the CSI driver's provisioned volumes land here.
+    pub root_ufs: RootUfsSpec,
     #[serde(default)]
     pub master: MasterSpec,
     pub workers: WorkersSpec,
@@ -59,6 +63,23 @@ pub struct ClusterSpec {
     /// refuses keys the config does not have.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+}
+
+/// The root under-storage of a cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RootUfsSpec {
+    /// `s3://bucket/prefix`, `webhdfs://host:port/path`, ... A `file://` URI is refused: a
+    /// directory inside the master's pod is not shared with the workers.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9+.-]*://.+$"))]
+    pub uri: String,
+    /// A Secret in the cluster's namespace whose keys become UFS options (`access_key_id`,
+    /// `secret_access_key`, ...); given to the master only, as environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<crate::mount::SecretRef>,
+    /// Further UFS options (`endpoint`, `region`, ...). Secret values belong in the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// The image the chart's version ships.
@@ -185,6 +206,41 @@ pub struct WorkersSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
     pub max_memory: Option<String>,
+    /// Host ports of the workers (they use the node's network). Two Clusters whose workers
+    /// share nodes need different ports.
+    #[serde(default)]
+    pub ports: WorkerPorts,
+}
+
+/// The ports a worker listens on, on its node's addresses.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerPorts {
+    /// Block data and control (gRPC).
+    #[serde(default = "default_worker_rpc_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub rpc: i32,
+    /// Web page and `/metrics`.
+    #[serde(default = "default_worker_web_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub web: i32,
+}
+
+impl Default for WorkerPorts {
+    fn default() -> Self {
+        Self {
+            rpc: default_worker_rpc_port(),
+            web: default_worker_web_port(),
+        }
+    }
+}
+
+fn default_worker_rpc_port() -> i32 {
+    29999
+}
+
+fn default_worker_web_port() -> i32 {
+    30000
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -225,7 +281,8 @@ fn yes() -> bool {
     true
 }
 
-/// A key of a Secret in the cluster's namespace.
+/// A key of a Secret in the cluster's namespace. For the cluster secret the key must be
+/// `clusterSecret`: the CSI driver receives the whole Secret from the kubelet and reads that key.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
@@ -238,7 +295,8 @@ pub struct SecretKeyRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecuritySpec {
-    /// Shared secret every gRPC call inside the cluster must carry.
+    /// Shared secret every gRPC call inside the cluster must carry (key `clusterSecret`). When
+    /// unset, the operator makes one: the Secret `<cluster>-cluster-secret`, owned by the Cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_secret_ref: Option<SecretKeyRef>,
 }

@@ -19,7 +19,8 @@ mod tier;
 
 pub use cluster::{
     Cluster, ClusterPhase, ClusterSpec, ClusterStatus, JournalSpec, MasterSpec, ProxySpec,
-    PullPolicy, ResourceList, Resources, SecretKeyRef, SecuritySpec, TierUsageStatus, WorkersSpec,
+    PullPolicy, ResourceList, Resources, RootUfsSpec, SecretKeyRef, SecuritySpec, TierUsageStatus,
+    WorkerPorts, WorkersSpec,
 };
 pub use mount::{
     Mount, MountOptions, MountPhase, MountSpec, MountStatus, PreloadStatus, PvcSpec, SecretRef,

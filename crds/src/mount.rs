@@ -154,8 +154,18 @@ pub struct PreloadStatus {
     pub job: Option<String>,
     #[serde(default)]
     pub succeeded: bool,
+    /// The last attempt failed; another follows after a backoff.
     #[serde(default)]
     pub failed: bool,
+    /// Attempts so far (a failed Job is replaced after 30s, 1m, 2m, ... up to 30m).
+    #[serde(default)]
+    pub attempts: i32,
+    /// When the last attempt failed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// Fingerprint of the data source preloaded (UFS and path): only a new source loads again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -175,9 +185,15 @@ pub struct MountStatus {
     /// `cached / total`, human-readable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached: Option<String>,
-    /// When the operator last read the mount's usage from the master (RFC 3339).
+    /// When the mount was last (re)configured on the master, or its cached/total bytes last
+    /// changed (RFC 3339). Unchanged figures are not rewritten, so a Mount at rest costs the
+    /// API server nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<String>,
+    /// Fingerprint of what the master was last given (UFS, options, the credentials Secret's
+    /// version); a different one makes the operator update the mount in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preload: Option<PreloadStatus>,
     /// Name of the PVC made for this mount.

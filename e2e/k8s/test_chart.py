@@ -22,7 +22,8 @@ NON_DEFAULT = {
         "node": {"tierPaths": ["/dev/shm", "/mnt/nvme"], "nodeSelector": {"alluvium.io/worker": "true"}},
         "controller": {"replicas": 2},
     },
-    "storageClass": {"name": "alluvium-fast", "master": "demo-master.data.svc:19998", "isDefault": True,
+    "storageClass": {"create": True, "name": "alluvium-fast", "master": "demo-master.data.svc:19998",
+                     "clusterSecret": {"name": "demo-cluster-secret", "namespace": "data"}, "isDefault": True,
                      "reclaimPolicy": "Retain"},
 }
 
@@ -73,10 +74,28 @@ def test_default_render_has_operator_csi_and_storage_classes():
         "Deployment/alluvium-operator",
         "ClusterRole/alluvium-operator",
         "Role/alluvium-operator-leader",
-        "StorageClass/alluvium",
         "StorageClass/alluvium-static",
     ]:
         assert want in got, got
+    # The dynamic StorageClass names one Cluster's master: none exists before the user makes it.
+    assert "StorageClass/alluvium" not in got, got
+
+
+def test_storage_class_without_a_master_is_refused():
+    chart = helm.Chart.load(str(CHART))
+    with pytest.raises(helm.HelmError, match="storageClass.master"):
+        chart.render({"storageClass": {"create": True}}, name="alluvium",
+                     namespace="alluvium-system", is_install=True)
+
+
+def test_csi_node_plugin_runs_as_root_and_the_controller_as_the_operator_user():
+    docs = render(None)
+    ds = next(d for d in docs if d["kind"] == "DaemonSet")
+    node = next(c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "csi-node")
+    assert node["securityContext"]["runAsUser"] == 0 and node["securityContext"]["privileged"]
+    ctrl = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("csi-controller"))
+    c = next(c for c in ctrl["spec"]["template"]["spec"]["containers"] if c["name"] == "csi-controller")
+    assert {"name": "ALLUVIUM_CLIENT__USER", "value": "alluvium"} in c["env"]
 
 
 def test_csi_node_propagates_mounts_and_registers():
@@ -96,7 +115,8 @@ def test_operator_rbac_is_least_privilege():
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
         if "secrets" in rule["resources"]:
-            assert rule["verbs"] == ["get"], rule
+            # read one by name, and create the cluster secret; never list or watch them
+            assert rule["verbs"] == ["get", "create"], rule
 
 
 def test_non_default_values_take_effect():
@@ -108,6 +128,8 @@ def test_non_default_values_take_effect():
     assert "--namespace=data" in container["args"]
     sc = next(d for d in docs if d["kind"] == "StorageClass" and d["metadata"]["name"] == "alluvium-fast")
     assert sc["parameters"]["master"] == "demo-master.data.svc:19998"
+    assert sc["parameters"]["csi.storage.k8s.io/node-stage-secret-name"] == "demo-cluster-secret"
+    assert sc["parameters"]["csi.storage.k8s.io/provisioner-secret-namespace"] == "data"
     assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
 
 

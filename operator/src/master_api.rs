@@ -50,12 +50,14 @@ pub struct MasterTarget {
 
 pub trait MasterApi: Send + Sync {
     fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, String>>;
-    /// Mounts `req`, or does nothing when the same UFS is already mounted there. Returns the
-    /// mount id.
+    /// Mounts `req` (making its missing parent directories first), remounts when another UFS is
+    /// mounted there, updates the mount in place when `changed` (options, credentials,
+    /// read-only), and otherwise does nothing. Returns the mount id.
     fn ensure_mount(
         &self,
         t: &MasterTarget,
         req: MountRequest,
+        changed: bool,
     ) -> BoxFuture<'_, Result<u64, String>>;
     /// Unmounts `path`; not mounted is success.
     fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), String>>;
@@ -96,6 +98,11 @@ impl GrpcMasters {
     }
 }
 
+/// The master normalizes URIs (`s3://b` and `s3://b/` are one UFS).
+fn same_ufs(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 fn status(endpoint: &str, what: &str, s: tonic::Status) -> String {
     format!("master {endpoint}: {what}: {}", s.message())
 }
@@ -132,6 +139,7 @@ impl MasterApi for GrpcMasters {
         &self,
         t: &MasterTarget,
         req: MountRequest,
+        changed: bool,
     ) -> BoxFuture<'_, Result<u64, String>> {
         let t = t.clone();
         Box::pin(async move {
@@ -144,26 +152,42 @@ impl MasterApi for GrpcMasters {
                 .await
                 .map_err(|s| status(&t.endpoint, "GetMountTable", s))?
                 .into_inner();
+            let wire = alluvium_proto::MountRequest {
+                path: req.path.clone(),
+                ufs_uri: req.ufs.clone(),
+                read_only: req.read_only,
+                options: req.options.clone().into_iter().collect(),
+                shared: req.shared,
+            };
             if let Some(m) = find(&table.mounts) {
-                if m.ufs_uri == req.ufs && m.read_only == req.read_only {
+                if same_ufs(&m.ufs_uri, &req.ufs) {
+                    if changed || m.read_only != req.read_only {
+                        // Options, credentials or read-only changed: in place, so the mount's
+                        // files, cache and the pods using it stay.
+                        c.update_mount(wire).await.map_err(|s| {
+                            status(&t.endpoint, &format!("UpdateMount {}", req.path), s)
+                        })?;
+                    }
                     return Ok(m.mount_id);
                 }
-                // The spec changed: remount with the new UFS or options.
+                // Another UFS: a new mount.
                 c.unmount(alluvium_proto::UnmountRequest {
                     path: req.path.clone(),
                 })
                 .await
                 .map_err(|s| status(&t.endpoint, &format!("Unmount {}", req.path), s))?;
             }
-            c.mount(alluvium_proto::MountRequest {
-                path: req.path.clone(),
-                ufs_uri: req.ufs.clone(),
-                read_only: req.read_only,
-                options: req.options.clone().into_iter().collect(),
-                shared: req.shared,
-            })
-            .await
-            .map_err(|s| {
+            if let Some((parent, _)) = req.path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+                c.create_directory(alluvium_proto::CreateDirectoryRequest {
+                    path: parent.to_string(),
+                    recursive: true,
+                    allow_exists: true,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| status(&t.endpoint, &format!("CreateDirectory {parent}"), s))?;
+            }
+            c.mount(wire).await.map_err(|s| {
                 status(
                     &t.endpoint,
                     &format!("Mount {} at {}", req.ufs, req.path),

@@ -7,6 +7,16 @@ use std::collections::BTreeMap;
 pub const FIELD_MANAGER: &str = "alluvium-operator";
 /// Finalizer on `Mount`: the master's mount is removed before the resource goes.
 pub const MOUNT_FINALIZER: &str = "alluvium.io/unmount";
+/// Annotation carrying a hash of what the operator last applied to an object: an object whose
+/// annotation matches the desired hash is not applied again, so a reconcile at rest writes
+/// nothing.
+pub const APPLIED_HASH_ANNOTATION: &str = "alluvium.io/applied-hash";
+/// The user the operator and the CSI controller present to masters; the operator makes it a
+/// superuser of the clusters it runs (`master.superusers`).
+pub const OPERATOR_USER: &str = "alluvium";
+/// Key of the cluster secret in its Secret (the CSI driver reads this key of the Secret the
+/// kubelet hands it).
+pub const CLUSTER_SECRET_KEY: &str = "clusterSecret";
 /// Annotation carrying a hash of the config, so pods roll when it changes.
 pub const CONFIG_HASH_ANNOTATION: &str = "alluvium.io/config-hash";
 
@@ -34,6 +44,10 @@ pub fn master_headless(cluster: &str) -> String {
 }
 pub fn worker(cluster: &str) -> String {
     format!("{cluster}-worker")
+}
+/// The Secret holding the cluster secret when the Cluster names none.
+pub fn cluster_secret(cluster: &str) -> String {
+    format!("{cluster}-cluster-secret")
 }
 pub fn proxy(cluster: &str) -> String {
     format!("{cluster}-proxy")

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use alluvium_crds::quantity::{format_bytes, parse_size};
-use alluvium_crds::{Cluster, Medium, Mount, PullPolicy, Resources, SecretKeyRef, Tier};
+use alluvium_crds::{
+    Cluster, Medium, Mount, PullPolicy, Resources, SecretKeyRef, Tier, WorkerPorts,
+};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -66,10 +68,23 @@ pub struct ValidatedCluster {
     pub worker_resources: ResourceRequirements,
     /// Bytes of the worker's memory limit: MEM quotas plus the process's own limit.
     pub worker_memory_limit: u64,
+    pub worker_ports: WorkerPorts,
     pub proxy: Option<ValidProxy>,
-    pub cluster_secret: Option<SecretKeyRef>,
+    /// The cluster secret: the one the spec names, or the operator's own
+    /// (`<cluster>-cluster-secret`, [`ValidatedCluster::managed_secret`]).
+    pub cluster_secret: SecretKeyRef,
+    pub managed_secret: bool,
+    /// Secret whose keys become root UFS options (master only).
+    pub root_ufs_secret: Option<String>,
     /// The config file (TOML) every component reads.
     pub config_toml: String,
+}
+
+/// The root UFS as the master's config carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootUfs<'a> {
+    pub uri: &'a str,
+    pub options: &'a BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -303,7 +318,68 @@ pub fn validate_cluster(
     } else {
         None
     };
-    let config_toml = crate::build::config::render(&name, &namespace, &valid_tiers, &s.config)?;
+    let root = &s.root_ufs;
+    let scheme_ok = root
+        .uri
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty());
+    if !scheme_ok {
+        return Err(Invalid::spec(format!(
+            "rootUfs.uri '{}' is not a URI (expected e.g. s3://bucket/prefix)",
+            root.uri
+        )));
+    }
+    if root.uri.starts_with("file:") {
+        return Err(Invalid {
+            reason: "RootUfsNotShared",
+            message: format!(
+                "rootUfs.uri '{}': a file:// root lives inside one pod, so workers and the CSI driver cannot reach what the master persists; use shared under-storage (s3://, webhdfs://, ...)",
+                root.uri
+            ),
+        });
+    }
+    for key in root.options.keys() {
+        if alluvium_ufs_secret_key(key) {
+            return Err(Invalid::spec(format!(
+                "rootUfs.options.{key}: secrets belong in rootUfs.credentialsSecretRef, not in the spec"
+            )));
+        }
+    }
+    let ports = s.workers.ports;
+    if ports.rpc == ports.web {
+        return Err(Invalid::spec(format!(
+            "workers.ports: rpc and web are both {}",
+            ports.rpc
+        )));
+    }
+    let (cluster_secret, managed_secret) = match &s.security.cluster_secret_ref {
+        Some(r) if r.key != crate::names::CLUSTER_SECRET_KEY => {
+            return Err(Invalid::spec(format!(
+                "security.clusterSecretRef.key is '{}': the key must be '{}' (the CSI driver reads that key of the Secret the kubelet hands it)",
+                r.key,
+                crate::names::CLUSTER_SECRET_KEY
+            )))
+        }
+        Some(r) => (r.clone(), false),
+        None => (
+            SecretKeyRef {
+                name: crate::names::cluster_secret(&name),
+                key: crate::names::CLUSTER_SECRET_KEY.into(),
+            },
+            true,
+        ),
+    };
+    let config_toml = crate::build::config::render(
+        &name,
+        &namespace,
+        &valid_tiers,
+        RootUfs {
+            uri: &root.uri,
+            options: &root.options,
+        },
+        ports,
+        &s.config,
+    )?;
     Ok(ValidatedCluster {
         name,
         namespace,
@@ -318,10 +394,41 @@ pub fn validate_cluster(
         worker_node_selector: node_selector,
         worker_resources,
         worker_memory_limit,
+        worker_ports: ports,
         proxy,
-        cluster_secret: s.security.cluster_secret_ref.clone(),
+        cluster_secret,
+        managed_secret,
+        root_ufs_secret: root.credentials_secret_ref.as_ref().map(|r| r.name.clone()),
         config_toml,
     })
+}
+
+/// Option names that carry secrets (they must come from a Secret, never from a spec).
+fn alluvium_ufs_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "password", "token", "credential"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// Workers without `workers.maxMemory` must still fit the nodes they land on: their memory
+/// limit (MEM quotas plus the process) is checked against the smallest allocatable memory of
+/// the nodes matching their selector. `None` = no node matches (reported as NoWorkerNodes).
+pub fn check_fits_nodes(c: &ValidatedCluster, smallest_node: Option<u64>) -> Result<(), Invalid> {
+    let Some(node) = smallest_node else {
+        return Ok(());
+    };
+    if c.worker_memory_limit > node {
+        return Err(Invalid {
+            reason: "MemoryDoesNotFit",
+            message: format!(
+                "workers need a memory limit of {} (MEM tier quotas plus the process) but the smallest matching node can allocate {}: lower the MEM quota or set workers.nodeSelector",
+                format_bytes(c.worker_memory_limit),
+                format_bytes(node)
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A mount whose spec is usable.

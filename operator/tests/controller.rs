@@ -78,6 +78,7 @@ fn not_found(what: &str) -> (StatusCode, Value) {
 struct FakeMasters {
     calls: Mutex<Vec<String>>,
     fail_mount: bool,
+    fail_unmount: bool,
 }
 
 impl MasterApi for FakeMasters {
@@ -100,9 +101,10 @@ impl MasterApi for FakeMasters {
         &self,
         t: &MasterTarget,
         req: MountRequest,
+        changed: bool,
     ) -> BoxFuture<'_, Result<u64, String>> {
         self.calls.lock().unwrap().push(format!(
-            "mount {} {} {} ro={} keys={:?}",
+            "mount {} {} {} ro={} keys={:?} changed={changed}",
             t.endpoint,
             req.path,
             req.ufs,
@@ -123,7 +125,14 @@ impl MasterApi for FakeMasters {
             .lock()
             .unwrap()
             .push(format!("unmount {} {path}", t.endpoint));
-        Box::pin(async { Ok(()) })
+        let fail = self.fail_unmount;
+        Box::pin(async move {
+            if fail {
+                Err("master demo-master.default.svc:19998: cannot connect: refused".into())
+            } else {
+                Ok(())
+            }
+        })
     }
     fn path_usage(
         &self,
@@ -183,7 +192,14 @@ fn tiers() -> BTreeMap<String, Value> {
 /// The usual API server: Alluvium objects from `objects` ("tiers/mem", "clusters/demo", ...),
 /// apply echoes the object with ready pods, events are accepted, the rest is 404.
 fn standard_responder(objects: BTreeMap<String, Value>) -> Responder {
+    // Objects applied so far, by path: a later GET returns them, as an API server would.
+    let applied: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
     Arc::new(move |c: &Call| {
+        if c.method == "GET" {
+            if let Some(v) = applied.lock().unwrap().get(&c.path) {
+                return (StatusCode::OK, v.clone());
+            }
+        }
         let path = c.path.trim_end_matches("/status");
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         if path.starts_with("/apis/alluvium.io/") && (c.method == "GET" || c.method == "PATCH") {
@@ -194,10 +210,26 @@ fn standard_responder(objects: BTreeMap<String, Value>) -> Responder {
             };
         }
         match (c.method.as_str(), segs.as_slice()) {
-            ("GET", [.., "secrets", name]) if *name == "datasets-s3" => (
+            ("GET", [.., "secrets", name]) if *name == "datasets-s3" || *name == "root-ufs-s3" => (
                 StatusCode::OK,
-                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"},
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default",
+                        "uid": "u-1", "resourceVersion": "1"},
                        "data": {"access_key_id": "bWluaW9hZG1pbg==", "secret_access_key": "bWluaW9hZG1pbg=="}}),
+            ),
+            // The operator's own cluster secret, made on the first reconcile.
+            ("GET", [.., "secrets", "demo-cluster-secret"]) => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-cluster-secret", "namespace": "default"},
+                       "data": {"clusterSecret": "czNjcmV0"}}),
+            ),
+            ("GET", ["api", "v1", "nodes"]) => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {},
+                       "items": [{"metadata": {"name": "node-1"}, "status": {"allocatable": {"memory": "24Gi"}}}]}),
+            ),
+            ("GET", [.., "jobs"]) => (
+                StatusCode::OK,
+                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []}),
             ),
             ("POST", [.., "events"]) => (StatusCode::CREATED, c.body.clone()),
             ("DELETE", _) => not_found(&c.path),
@@ -213,6 +245,9 @@ fn standard_responder(objects: BTreeMap<String, Value>) -> Responder {
                     }
                     Some("Job") => body["status"] = json!({"active": 1}),
                     _ => {}
+                }
+                if c.query.contains("fieldManager") && body.get("kind").is_some() {
+                    applied.lock().unwrap().insert(c.path.clone(), body.clone());
                 }
                 (StatusCode::OK, body)
             }
@@ -257,6 +292,19 @@ fn find<'a>(calls: &'a [Call], method: &str, suffix: &str) -> &'a Call {
         })
 }
 
+/// A merge patch as the API server stores it: explicit nulls remove keys.
+fn as_stored(patch: &Value) -> Value {
+    match patch {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), as_stored(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn demo_cluster() -> Value {
     with_server_fields(example::<Cluster>("cluster.yaml", "Cluster", "demo"), true)
 }
@@ -281,29 +329,41 @@ async fn cluster_create_applies_every_object_then_reports_running() {
             "GET /apis/alluvium.io/v1alpha1/tiers/mem".to_string(),
             "GET /apis/alluvium.io/v1alpha1/tiers/ssd".into(),
             "GET /apis/alluvium.io/v1alpha1/tiers/hdd".into(),
+            // Dereference: the root UFS credentials, the nodes (the MEM tier must fit), the
+            // operator's own cluster secret.
+            format!("GET {ns}/secrets/root-ufs-s3"),
+            "GET /api/v1/nodes".into(),
+            format!("GET {ns}/secrets/demo-cluster-secret"),
+            format!("GET {ns}/configmaps/demo-config"),
             format!("PATCH {ns}/configmaps/demo-config"),
+            format!("GET {ns}/services/demo-master-headless"),
             format!("PATCH {ns}/services/demo-master-headless"),
+            format!("GET {ns}/services/demo-master"),
             format!("PATCH {ns}/services/demo-master"),
+            format!("GET {apps}/statefulsets/demo-master"),
             format!("PATCH {apps}/statefulsets/demo-master"),
+            format!("GET {apps}/daemonsets/demo-worker"),
             format!("PATCH {apps}/daemonsets/demo-worker"),
+            format!("GET {apps}/deployments/demo-proxy"),
             format!("PATCH {apps}/deployments/demo-proxy"),
+            format!("GET {ns}/services/demo-proxy"),
             format!("PATCH {ns}/services/demo-proxy"),
+            format!("GET {ns}/secrets/demo-cluster-secret"),
             "PATCH /apis/alluvium.io/v1alpha1/namespaces/default/clusters/demo/status".into(),
             "POST /apis/events.k8s.io/v1/namespaces/default/events".into(),
         ]
     );
     let recorded = calls.lock().unwrap().clone();
     // Server-side apply under one field manager.
-    for c in recorded
-        .iter()
-        .filter(|c| c.method == "PATCH" && !c.path.ends_with("/status"))
-    {
+    for c in recorded.iter().filter(|c| c.method == "PATCH") {
         assert!(
             c.query.contains("fieldManager=alluvium-operator"),
             "{}",
             c.query
         );
-        assert!(c.query.contains("force=true"), "{}", c.query);
+        if !c.path.ends_with("/status") {
+            assert!(c.query.contains("force=true"), "{}", c.query);
+        }
     }
     let status = &find(&recorded, "PATCH", "clusters/demo/status").body["status"];
     assert_eq!(status["phase"], "Running");
@@ -317,6 +377,92 @@ async fn cluster_create_applies_every_object_then_reports_running() {
     assert_eq!(
         *masters.calls.lock().unwrap(),
         vec!["usage demo-master.default.svc:19998"]
+    );
+    task.abort();
+}
+
+/// A Cluster at rest: the second reconcile (same spec, the status the first one wrote, the
+/// objects it applied) reads, and writes nothing at all.
+#[tokio::test]
+async fn cluster_at_rest_writes_nothing() {
+    let (client, calls, task) = fake_api(standard_responder(objects(&[(
+        "clusters/demo",
+        demo_cluster(),
+    )])));
+    let context = ctx(client, Arc::new(FakeMasters::default()));
+    let c: Cluster = serde_json::from_value(demo_cluster()).unwrap();
+    cluster::reconcile(Arc::new(c), context.clone())
+        .await
+        .unwrap();
+    let first = calls.lock().unwrap().clone();
+    let mut v = demo_cluster();
+    v["status"] = as_stored(&find(&first, "PATCH", "clusters/demo/status").body["status"]);
+    calls.lock().unwrap().clear();
+    let c: Cluster = serde_json::from_value(v).unwrap();
+    cluster::reconcile(Arc::new(c), context).await.unwrap();
+    let writes: Vec<String> = shorts(&calls)
+        .into_iter()
+        .filter(|c| !c.starts_with("GET"))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+    task.abort();
+}
+
+/// The cluster secret a Cluster names must exist; the status names it instead of a vague
+/// "PodsNotReady", and nothing is built.
+#[tokio::test]
+async fn a_missing_cluster_secret_is_named_in_status() {
+    let (client, calls, task) = fake_api(standard_responder(objects(&[(
+        "clusters/demo",
+        demo_cluster(),
+    )])));
+    let mut v = demo_cluster();
+    v["spec"]["security"] = json!({"clusterSecretRef": {"name": "nope", "key": "clusterSecret"}});
+    let c: Cluster = serde_json::from_value(v).unwrap();
+    let action = cluster::reconcile(Arc::new(c), ctx(client, Arc::new(FakeMasters::default())))
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(cluster::INVALID_RETRY));
+    let recorded = calls.lock().unwrap().clone();
+    assert!(!recorded
+        .iter()
+        .any(|c| c.method == "PATCH" && !c.path.ends_with("/status")));
+    let cond = &find(&recorded, "PATCH", "/status").body["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "SecretNotFound");
+    assert_eq!(
+        cond["message"],
+        "security.clusterSecretRef names Secret default/nope, which does not exist"
+    );
+    task.abort();
+}
+
+/// Without workers.maxMemory, a MEM tier larger than any node can allocate is refused.
+#[tokio::test]
+async fn a_mem_tier_larger_than_the_nodes_is_refused() {
+    let mut v = demo_cluster();
+    v["spec"]["workers"]["tiers"] = json!(["huge"]);
+    let mut huge = tiers()["mem"].clone();
+    huge["metadata"]["name"] = json!("huge");
+    huge["spec"]["quota"] = json!("64Ti");
+    let mut objs = objects(&[("clusters/demo", demo_cluster())]);
+    objs.insert("tiers/huge".into(), huge);
+    let (client, calls, task) = fake_api(standard_responder(objs));
+    let c: Cluster = serde_json::from_value(v).unwrap();
+    cluster::reconcile(Arc::new(c), ctx(client, Arc::new(FakeMasters::default())))
+        .await
+        .unwrap();
+    let recorded = calls.lock().unwrap().clone();
+    assert!(!recorded
+        .iter()
+        .any(|c| c.method == "PATCH" && !c.path.ends_with("/status")));
+    let cond = &find(&recorded, "PATCH", "/status").body["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "MemoryDoesNotFit");
+    assert!(
+        cond["message"]
+            .as_str()
+            .unwrap()
+            .contains("can allocate 24Gi"),
+        "{cond}"
     );
     task.abort();
 }
@@ -436,7 +582,17 @@ async fn new_mount_gets_the_finalizer_first() {
         recorded[0].short(),
         "PATCH /apis/alluvium.io/v1alpha1/namespaces/default/mounts/datasets"
     );
-    assert_eq!(recorded[0].body[1]["value"], json!(["alluvium.io/unmount"]));
+    assert_eq!(
+        recorded[0].body["metadata"]["finalizers"],
+        json!(["alluvium.io/unmount"])
+    );
+    // Optimistic concurrency, and the operator's own field manager (not "unknown").
+    assert_eq!(recorded[0].body["metadata"]["resourceVersion"], "1");
+    assert!(
+        recorded[0].query.contains("fieldManager=alluvium-operator"),
+        "{}",
+        recorded[0].query
+    );
     task.abort();
 }
 
@@ -458,10 +614,15 @@ async fn mount_with_finalizer_mounts_makes_pvc_and_preloads() {
         shorts(&calls),
         vec![
             "GET /apis/alluvium.io/v1alpha1/namespaces/default/clusters/demo",
+            "GET /api/v1/namespaces/default/secrets/demo-cluster-secret",
             "GET /api/v1/namespaces/default/secrets/datasets-s3",
+            "GET /api/v1/persistentvolumes/default-datasets",
             "PATCH /api/v1/persistentvolumes/default-datasets",
+            "GET /api/v1/namespaces/default/persistentvolumeclaims/datasets",
             "PATCH /api/v1/namespaces/default/persistentvolumeclaims/datasets",
-            "PATCH /apis/batch/v1/namespaces/default/jobs/datasets-preload-1",
+            "GET /apis/batch/v1/namespaces/default/jobs",
+            "GET /apis/batch/v1/namespaces/default/jobs/datasets-preload-c4d957a7b8-1",
+            "PATCH /apis/batch/v1/namespaces/default/jobs/datasets-preload-c4d957a7b8-1",
             "PATCH /apis/alluvium.io/v1alpha1/namespaces/default/mounts/datasets/status",
             "POST /apis/events.k8s.io/v1/namespaces/default/events",
         ]
@@ -469,7 +630,7 @@ async fn mount_with_finalizer_mounts_makes_pvc_and_preloads() {
     assert_eq!(
         *masters.calls.lock().unwrap(),
         vec![
-            "mount demo-master.default.svc:19998 /datasets s3://datasets/ ro=true keys=[\"access_key_id\", \"endpoint\", \"region\", \"secret_access_key\", \"sync_interval\"]",
+            "mount demo-master.default.svc:19998 /datasets s3://datasets/ ro=true keys=[\"access_key_id\", \"endpoint\", \"region\", \"secret_access_key\", \"sync_interval\"] changed=true",
             "usage-path /datasets",
         ]
     );
@@ -480,7 +641,14 @@ async fn mount_with_finalizer_mounts_makes_pvc_and_preloads() {
     assert_eq!(status["cachedBytes"], 250);
     assert_eq!(status["totalBytes"], 1000);
     assert_eq!(status["claimName"], "datasets");
-    assert_eq!(status["preload"]["job"], "datasets-preload-1");
+    assert_eq!(status["preload"]["job"], "datasets-preload-c4d957a7b8-1");
+    assert_eq!(status["preload"]["attempts"], 1);
+    // The PV names the cluster secret, so the kubelet hands it to the CSI driver.
+    let pv = &find(&recorded, "PATCH", "persistentvolumes/default-datasets").body;
+    assert_eq!(
+        pv["spec"]["csi"]["nodeStageSecretRef"],
+        json!({"name": "demo-cluster-secret", "namespace": "default"})
+    );
     // Credentials never reach status or events.
     let all = serde_json::to_string(&recorded.iter().map(|c| &c.body).collect::<Vec<_>>()).unwrap();
     assert!(
@@ -498,7 +666,8 @@ async fn deleting_a_mount_unmounts_deletes_the_pv_and_drops_the_finalizer() {
     ])));
     let mut v = datasets_mount();
     v["metadata"]["finalizers"] = json!(["alluvium.io/unmount"]);
-    v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    v["metadata"]["deletionTimestamp"] = json!(jiff::Timestamp::now().to_string());
+    v["status"] = json!({"mountId": 7});
     let m: Mount = serde_json::from_value(v).unwrap();
     let masters = Arc::new(FakeMasters::default());
     mount::reconcile(Arc::new(m), ctx(client, masters.clone()))
@@ -508,6 +677,7 @@ async fn deleting_a_mount_unmounts_deletes_the_pv_and_drops_the_finalizer() {
         shorts(&calls),
         vec![
             "GET /apis/alluvium.io/v1alpha1/namespaces/default/clusters/demo",
+            "GET /api/v1/namespaces/default/secrets/demo-cluster-secret",
             "DELETE /api/v1/persistentvolumes/default-datasets",
             "POST /apis/events.k8s.io/v1/namespaces/default/events",
             "PATCH /apis/alluvium.io/v1alpha1/namespaces/default/mounts/datasets",
@@ -518,8 +688,123 @@ async fn deleting_a_mount_unmounts_deletes_the_pv_and_drops_the_finalizer() {
         vec!["unmount demo-master.default.svc:19998 /datasets"]
     );
     let recorded = calls.lock().unwrap().clone();
-    assert_eq!(recorded[3].body[1]["op"], "remove");
-    assert_eq!(recorded[3].body[1]["path"], "/metadata/finalizers/0");
+    assert_eq!(recorded[3].body["reason"], "Unmounted");
+    assert_eq!(recorded[4].body["metadata"]["finalizers"], json!([]));
+    task.abort();
+}
+
+/// A Mount that was never mounted (its cluster never came up) is deleted at once: no master
+/// call, no "Unmounted" event for a path never mounted.
+#[tokio::test]
+async fn deleting_a_never_mounted_mount_completes_without_the_master() {
+    let (client, calls, task) = fake_api(standard_responder(objects(&[(
+        "mounts/datasets",
+        datasets_mount(),
+    )])));
+    let mut v = datasets_mount();
+    v["metadata"]["finalizers"] = json!(["alluvium.io/unmount"]);
+    v["metadata"]["deletionTimestamp"] = json!(jiff::Timestamp::now().to_string());
+    let m: Mount = serde_json::from_value(v).unwrap();
+    let masters = Arc::new(FakeMasters {
+        fail_unmount: true,
+        ..Default::default()
+    });
+    mount::reconcile(Arc::new(m), ctx(client, masters.clone()))
+        .await
+        .unwrap();
+    assert!(masters.calls.lock().unwrap().is_empty());
+    let recorded = calls.lock().unwrap().clone();
+    assert_eq!(
+        find(&recorded, "POST", "events").body["reason"],
+        "NothingToUnmount"
+    );
+    assert_eq!(
+        find(&recorded, "PATCH", "mounts/datasets").body["metadata"]["finalizers"],
+        json!([])
+    );
+    task.abort();
+}
+
+/// A master that cannot unmount keeps the finalizer (status says why) until the deadline;
+/// past it the finalizer goes with a Warning event naming the last error. Nothing hangs.
+#[tokio::test]
+async fn unmount_failures_are_retried_until_the_deadline_then_abandoned() {
+    let masters = Arc::new(FakeMasters {
+        fail_unmount: true,
+        ..Default::default()
+    });
+    let (client, calls, task) = fake_api(standard_responder(objects(&[
+        ("clusters/demo", running_cluster()),
+        ("mounts/datasets", datasets_mount()),
+    ])));
+    let mut v = datasets_mount();
+    v["metadata"]["finalizers"] = json!(["alluvium.io/unmount"]);
+    v["metadata"]["deletionTimestamp"] = json!(jiff::Timestamp::now().to_string());
+    v["status"] = json!({"mountId": 7, "phase": "Mounted"});
+    let m: Mount = serde_json::from_value(v.clone()).unwrap();
+    let err = mount::reconcile(Arc::new(m), ctx(client.clone(), masters.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+    let recorded = calls.lock().unwrap().clone();
+    let status = &find(&recorded, "PATCH", "mounts/datasets/status").body["status"];
+    assert_eq!(status["phase"], "Terminating");
+    assert_eq!(status["conditions"][0]["reason"], "UnmountFailed");
+    assert!(!recorded
+        .iter()
+        .any(|c| c.method == "PATCH" && c.path.ends_with("mounts/datasets")));
+
+    calls.lock().unwrap().clear();
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
+    v["metadata"]["deletionTimestamp"] = json!(long_ago.to_string());
+    let m: Mount = serde_json::from_value(v).unwrap();
+    mount::reconcile(Arc::new(m), ctx(client, masters))
+        .await
+        .unwrap();
+    let recorded = calls.lock().unwrap().clone();
+    let event = &find(&recorded, "POST", "events").body;
+    assert_eq!(event["reason"], "UnmountAbandoned");
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(
+        find(&recorded, "PATCH", "mounts/datasets").body["metadata"]["finalizers"],
+        json!([])
+    );
+    task.abort();
+}
+
+/// A Mount at rest (mounted, its objects applied, its status current) writes nothing.
+#[tokio::test]
+async fn mount_at_rest_writes_nothing() {
+    let (client, calls, task) = fake_api(standard_responder(objects(&[
+        ("clusters/demo", running_cluster()),
+        ("mounts/datasets", datasets_mount()),
+    ])));
+    let mut v = datasets_mount();
+    v["metadata"]["finalizers"] = json!(["alluvium.io/unmount"]);
+    v["spec"]["preload"] = json!(false);
+    let masters = Arc::new(FakeMasters::default());
+    let context = ctx(client, masters.clone());
+    let m: Mount = serde_json::from_value(v.clone()).unwrap();
+    mount::reconcile(Arc::new(m), context.clone())
+        .await
+        .unwrap();
+    let first = calls.lock().unwrap().clone();
+    v["status"] = as_stored(&find(&first, "PATCH", "mounts/datasets/status").body["status"]);
+    calls.lock().unwrap().clear();
+    masters.calls.lock().unwrap().clear();
+    let m: Mount = serde_json::from_value(v).unwrap();
+    mount::reconcile(Arc::new(m), context).await.unwrap();
+    let writes: Vec<String> = shorts(&calls)
+        .into_iter()
+        .filter(|c| !c.starts_with("GET"))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+    // Nothing changed: the master is not asked to update the mount.
+    assert!(
+        masters.calls.lock().unwrap()[0].ends_with("changed=false"),
+        "{:?}",
+        masters.calls.lock().unwrap()
+    );
     task.abort();
 }
 

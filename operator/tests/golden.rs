@@ -91,6 +91,7 @@ fn built_objects() -> BTreeMap<String, String> {
             image: cluster.spec.image.clone(),
             pull_policy: cluster.spec.image_pull_policy,
             master_endpoint: names::master_endpoint(&v.cluster, &v.namespace),
+            secret: alluvium_operator::controller::cluster::cluster_secret_ref(cluster),
         };
         let n = format!("mount-{}", v.name);
         if let Some(p) = &v.pvc {

@@ -46,22 +46,25 @@ async fn mount_is_idempotent_usage_is_summed_and_unmount_is_clean() {
     let ufs = format!("file://{}", ufs_dir.display());
 
     let id = masters
-        .ensure_mount(&target, request(&ufs, false))
+        .ensure_mount(&target, request(&ufs, false), true)
         .await
         .unwrap();
     assert_eq!(
         masters
-            .ensure_mount(&target, request(&ufs, false))
+            .ensure_mount(&target, request(&ufs, false), false)
             .await
             .unwrap(),
         id,
         "mounting the same UFS again is a no-op"
     );
-    // A changed spec remounts.
-    masters
-        .ensure_mount(&target, request(&ufs, true))
-        .await
-        .unwrap();
+    // A changed spec updates the mount in place: same id.
+    assert_eq!(
+        masters
+            .ensure_mount(&target, request(&ufs, true), true)
+            .await
+            .unwrap(),
+        id
+    );
 
     let usage = masters.path_usage(&target, "/data").await.unwrap();
     assert_eq!(usage.total_bytes, 1500);
@@ -93,4 +96,80 @@ async fn unreachable_master_is_a_clear_error() {
         .expect("fails fast")
         .unwrap_err();
     assert!(err.contains("master 127.0.0.1:1: cannot connect"), "{err}");
+}
+
+fn mount_table_entry(
+    table: &alluvium_proto::GetMountTableResponse,
+    path: &str,
+) -> alluvium_proto::MountInfo {
+    table
+        .mounts
+        .iter()
+        .find(|m| m.path == path)
+        .cloned()
+        .unwrap_or_else(|| panic!("{path} not in {:?}", table.mounts))
+}
+
+async fn mount_table(addr: &str) -> alluvium_proto::GetMountTableResponse {
+    let caller = Caller::current_process();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let interceptor = alluvium_common::identity::IdentityInterceptor::new(&caller, None).unwrap();
+    let mut c = alluvium_proto::file_system_master_client::FileSystemMasterClient::with_interceptor(
+        channel,
+        interceptor,
+    );
+    c.get_mount_table(alluvium_proto::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A Mount whose path is nested (`/mnt/logs/2026`) gets its parents made; a later change of its
+/// options reaches the master in place (same mount id, new sync interval and read-only flag).
+#[tokio::test]
+async fn nested_paths_get_parents_and_option_changes_update_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let ufs_dir = dir.path().join("logs");
+    std::fs::create_dir_all(&ufs_dir).unwrap();
+    std::fs::write(ufs_dir.join("day1.log"), b"one").unwrap();
+    let server = master(dir.path()).await;
+    let addr = server.rpc_addr().to_string();
+    let target = MasterTarget {
+        endpoint: addr.clone(),
+        secret: None,
+    };
+    let masters = GrpcMasters::new(&Caller::current_process().user);
+    let ufs = format!("file://{}", ufs_dir.display());
+    let mut req = request(&ufs, false);
+    req.path = "/mnt/logs/2026".into();
+    let id = masters
+        .ensure_mount(&target, req.clone(), true)
+        .await
+        .expect("parents of a nested mount path are made");
+    let before = mount_table_entry(&mount_table(&addr).await, "/mnt/logs/2026");
+    assert_eq!(before.sync_interval_ms, 0);
+
+    req.options.insert("sync_interval".into(), "17m".into());
+    // Unchanged fingerprint: nothing is sent.
+    masters
+        .ensure_mount(&target, req.clone(), false)
+        .await
+        .unwrap();
+    let same = mount_table_entry(&mount_table(&addr).await, "/mnt/logs/2026");
+    assert_eq!(
+        same.sync_interval_ms, 0,
+        "no update without a changed fingerprint"
+    );
+    req.read_only = true;
+    assert_eq!(masters.ensure_mount(&target, req, true).await.unwrap(), id);
+    let after = mount_table_entry(&mount_table(&addr).await, "/mnt/logs/2026");
+    assert_eq!(after.mount_id, id, "updated in place, not remounted");
+    assert_eq!(after.sync_interval_ms, 17 * 60 * 1000);
+    assert!(after.read_only);
+    assert_eq!(after.mounted_at_ms, before.mounted_at_ms);
+    server.shutdown().await.unwrap();
 }

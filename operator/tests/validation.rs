@@ -52,7 +52,8 @@ fn cluster(patch: Value) -> Cluster {
     let mut v = json!({
         "apiVersion": "alluvium.io/v1alpha1", "kind": "Cluster",
         "metadata": {"name": "c", "namespace": "ns", "uid": "u"},
-        "spec": {"workers": {"tiers": ["mem", "ssd"]}}
+        "spec": {"workers": {"tiers": ["mem", "ssd"]},
+                 "rootUfs": {"uri": "s3://root/", "options": {"endpoint": "http://s3:9000"}}}
     });
     merge(&mut v["spec"], patch);
     serde_json::from_value(v).unwrap()
@@ -162,12 +163,92 @@ fn bad_cluster_specs_are_refused_with_the_field_and_reason() {
             "InvalidSpec",
             "conflicts",
         ),
+        // The root UFS must be storage every master and worker reaches.
+        (
+            json!({"rootUfs": {"uri": "file:///journal/underFSStorage"}}),
+            "RootUfsNotShared",
+            "workers and the CSI driver cannot reach",
+        ),
+        (
+            json!({"rootUfs": {"uri": "bucket"}}),
+            "InvalidSpec",
+            "rootUfs.uri 'bucket' is not a URI",
+        ),
+        (
+            json!({"rootUfs": {"options": {"secret_access_key": "x"}}}),
+            "InvalidSpec",
+            "rootUfs.credentialsSecretRef",
+        ),
+        (
+            json!({"config": {"master.root_ufs": "\"s3://other/\""}}),
+            "InvalidSpec",
+            "set by the operator",
+        ),
+        (
+            json!({"security": {"clusterSecretRef": {"name": "s", "key": "token"}}}),
+            "InvalidSpec",
+            "must be 'clusterSecret'",
+        ),
+        (
+            json!({"workers": {"ports": {"rpc": 31000, "web": 31000}}}),
+            "InvalidSpec",
+            "workers.ports",
+        ),
     ];
     for (patch, reason, needle) in cases {
         let (r, m) = refused(patch.clone());
         assert_eq!(r, reason, "{patch}: {m}");
         assert!(m.contains(needle), "{patch}: '{m}' lacks '{needle}'");
     }
+}
+
+#[test]
+fn without_a_cluster_secret_the_operator_makes_one_and_ports_are_configurable() {
+    let v = validate_cluster(
+        &cluster(json!({"workers": {"ports": {"rpc": 31999}}})),
+        &tiers(),
+    )
+    .unwrap();
+    assert!(v.managed_secret);
+    assert_eq!(v.cluster_secret.name, "c-cluster-secret");
+    assert_eq!(v.cluster_secret.key, "clusterSecret");
+    assert_eq!((v.worker_ports.rpc, v.worker_ports.web), (31999, 30000));
+    assert!(
+        v.config_toml.contains("rpc_port = 31999"),
+        "{}",
+        v.config_toml
+    );
+    assert!(
+        v.config_toml.contains("root_ufs = \"s3://root/\""),
+        "{}",
+        v.config_toml
+    );
+    assert!(
+        v.config_toml.contains("process_user_is_superuser = false"),
+        "{}",
+        v.config_toml
+    );
+}
+
+/// Without `workers.maxMemory`, the MEM tier is checked against what the nodes can allocate:
+/// a 64Ti tier is refused instead of asking for 67,109,376Mi.
+#[test]
+fn a_mem_tier_without_a_cap_must_fit_the_nodes() {
+    use alluvium_operator::validate::check_fits_nodes;
+    let v = validate_cluster(&cluster(json!({})), &tiers()).unwrap();
+    assert!(check_fits_nodes(&v, Some(24 << 30)).is_ok());
+    let e = check_fits_nodes(&v, Some(2 << 30)).unwrap_err();
+    assert_eq!(e.reason, "MemoryDoesNotFit");
+    assert!(
+        e.message
+            .contains("smallest matching node can allocate 2Gi"),
+        "{}",
+        e.message
+    );
+    assert!(
+        check_fits_nodes(&v, None).is_ok(),
+        "no node matches: reported as NoWorkerNodes"
+    );
 }
 
 #[test]

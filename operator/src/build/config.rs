@@ -7,14 +7,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use toml::{Table, Value};
 
-use crate::names;
-use crate::validate::{Invalid, ValidTier, ValidatedCluster};
+use alluvium_crds::WorkerPorts;
 
-/// Renders the TOML for a cluster. Per-pod values (host names) come from the environment.
+use crate::names;
+use crate::validate::{Invalid, RootUfs, ValidTier, ValidatedCluster};
+
+/// Renders the TOML for a cluster. Per-pod values (host names) and secrets (the cluster secret,
+/// root UFS credentials) come from the environment.
 pub fn render(
     cluster: &str,
     namespace: &str,
     tiers: &[ValidTier],
+    root_ufs: RootUfs<'_>,
+    worker_ports: WorkerPorts,
     overrides: &BTreeMap<String, String>,
 ) -> Result<String, Invalid> {
     let mut root = Table::new();
@@ -30,15 +35,29 @@ pub fn render(
         "metastore_dir".into(),
         format!("{}/metastore", names::JOURNAL_DIR).into(),
     );
+    master.insert("root_ufs".into(), root_ufs.uri.into());
+    if !root_ufs.options.is_empty() {
+        let opts: Table = root_ufs
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        master.insert("root_ufs_options".into(), Value::Table(opts));
+    }
+    // The operator's user administers the cluster (mounts); the master's own OS user is not a
+    // superuser here, since a pod's uid may map to the same name.
     master.insert(
-        "root_ufs".into(),
-        format!("{}/underFSStorage", names::JOURNAL_DIR).into(),
+        "superusers".into(),
+        Value::Array(vec![names::OPERATOR_USER.into()]),
     );
+    master.insert("process_user_is_superuser".into(), false.into());
+    // Acknowledged metadata survives a power loss of the node, not only a kill of the pod.
+    master.insert("metastore_sync".into(), true.into());
     root.insert("master".into(), Value::Table(master));
     let mut worker = Table::new();
     worker.insert("bind_host".into(), "0.0.0.0".into());
-    worker.insert("rpc_port".into(), i64::from(names::WORKER_RPC_PORT).into());
-    worker.insert("web_port".into(), i64::from(names::WORKER_WEB_PORT).into());
+    worker.insert("rpc_port".into(), i64::from(worker_ports.rpc).into());
+    worker.insert("web_port".into(), i64::from(worker_ports.web).into());
     let tier_tables: Vec<Value> = tiers
         .iter()
         .map(|t| {
@@ -95,9 +114,18 @@ fn apply_override(root: &mut Table, key: &str, raw: &str) -> Result<(), Invalid>
             "config key '{key}': secrets do not belong in a ConfigMap; use security.clusterSecretRef"
         )));
     }
-    if key == "master_address" || key == "worker.tiers" {
+    if matches!(
+        key,
+        "master_address"
+            | "worker.tiers"
+            | "worker.rpc_port"
+            | "worker.web_port"
+            | "master.root_ufs"
+            | "master.root_ufs_options"
+            | "master.superusers"
+    ) {
         return Err(Invalid::spec_msg(format!(
-            "config key '{key}' is set by the operator (from the cluster and its Tiers)"
+            "config key '{key}' is set by the operator (from the cluster's spec and its Tiers)"
         )));
     }
     let value = toml::from_str::<Table>(&format!("v = {raw}"))

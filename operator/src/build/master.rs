@@ -3,9 +3,10 @@
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
-    TCPSocketAction, VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EnvFromSource, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SecretEnvSource, Service, ServicePort, ServiceSpec, TCPSocketAction, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -86,6 +87,18 @@ pub fn stateful_set(c: &ValidatedCluster) -> StatefulSet {
             names::CONFIG_FILE.into(),
         ]),
         env: Some(env_vars),
+        // Root UFS credentials reach the master only, as environment: each key of the Secret
+        // becomes `master.root_ufs_options.<key>`.
+        env_from: c.root_ufs_secret.as_ref().map(|name| {
+            vec![EnvFromSource {
+                prefix: Some("ALLUVIUM_MASTER__ROOT_UFS_OPTIONS__".into()),
+                secret_ref: Some(SecretEnvSource {
+                    name: name.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
         ports: Some(vec![
             ContainerPort {
                 name: Some("rpc".into()),

@@ -89,24 +89,41 @@ pub(crate) fn env_field(name: &str, path: &str) -> EnvVar {
     }
 }
 
-/// Environment every Alluvium container gets: the cluster secret (never in the ConfigMap).
+/// Environment every Alluvium container gets: the log filter and the cluster secret (never in
+/// the ConfigMap).
 pub(crate) fn common_env(c: &ValidatedCluster) -> Vec<EnvVar> {
-    let mut v = vec![env("RUST_LOG", "info")];
-    if let Some(s) = &c.cluster_secret {
-        v.push(EnvVar {
-            name: "ALLUVIUM_SECURITY__CLUSTER_SECRET".into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: s.name.clone(),
-                    key: s.key.clone(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
+    vec![env("ALLUVIUM_LOG", "info"), secret_env(&c.cluster_secret)]
+}
+
+/// `ALLUVIUM_SECURITY__CLUSTER_SECRET` from the cluster's Secret.
+pub(crate) fn secret_env(s: &alluvium_crds::SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: "ALLUVIUM_SECURITY__CLUSTER_SECRET".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: s.name.clone(),
+                key: s.key.clone(),
+                optional: Some(false),
             }),
             ..Default::default()
-        });
+        }),
+        ..Default::default()
     }
-    v
+}
+
+/// The operator's own cluster secret (when the spec names none), owned by the Cluster so it
+/// goes with it. Created once with a random value; never applied again (a new value would cut
+/// running pods off).
+pub fn managed_secret(c: &ValidatedCluster, value: &str) -> k8s_openapi::api::core::v1::Secret {
+    k8s_openapi::api::core::v1::Secret {
+        metadata: meta(c, c.cluster_secret.name.clone(), "cluster-secret"),
+        string_data: Some(BTreeMap::from([(
+            c.cluster_secret.key.clone(),
+            value.to_string(),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
 }
 
 /// Pod template annotations: the config hash rolls pods when the config changes.

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use alluvium_crds::PullPolicy;
+use alluvium_crds::{PullPolicy, SecretKeyRef};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, Container, ObjectReference, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeSpec, PodSpec, PodTemplateSpec,
+    PersistentVolumeClaimSpec, PersistentVolumeSpec, PodSpec, PodTemplateSpec, SecretReference,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -28,6 +28,9 @@ pub struct ClusterInfo {
     pub image: String,
     pub pull_policy: PullPolicy,
     pub master_endpoint: String,
+    /// The cluster secret: given to the preload Job, and named on the PV so the kubelet hands
+    /// it to the CSI driver when it stages the volume.
+    pub secret: SecretKeyRef,
 }
 
 fn owner(m: &ValidatedMount) -> OwnerReference {
@@ -90,6 +93,10 @@ pub fn persistent_volume(
                     ("path".to_string(), m.path.clone()),
                     ("master".to_string(), cluster.master_endpoint.clone()),
                 ])),
+                node_stage_secret_ref: Some(SecretReference {
+                    name: Some(cluster.secret.name.clone()),
+                    namespace: Some(m.namespace.clone()),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -122,26 +129,41 @@ pub fn persistent_volume_claim(m: &ValidatedMount, p: &ValidPvc) -> PersistentVo
     }
 }
 
-/// Name of a mount's preload Job. The generation is part of it so a changed spec loads again.
-pub fn preload_job_name(m: &ValidatedMount, generation: i64) -> String {
-    let base: String = m.name.chars().take(40).collect();
-    format!("{base}-preload-{generation}")
+/// What a preload loads: only a new source (UFS or path) loads again; option changes do not.
+pub fn preload_source(m: &ValidatedMount) -> String {
+    crate::build::config::hash(&format!("{}\n{}", m.ufs, m.path))[..10].to_string()
+}
+
+/// Name of a mount's preload Job: the source and the attempt, so a retry after a failure (or a
+/// new source) is a new Job while a finished one is left alone.
+pub fn preload_job_name(m: &ValidatedMount, attempt: i32) -> String {
+    let base: String = m.name.chars().take(36).collect();
+    format!("{base}-preload-{}-{attempt}", preload_source(m))
+}
+
+/// Label selecting every preload Job of a mount.
+pub fn preload_selector(m: &ValidatedMount) -> String {
+    format!(
+        "{MOUNT_LABEL}={}.{},app.kubernetes.io/component=preload",
+        m.namespace, m.name
+    )
 }
 
 /// A Job running `alluvium fs distributedLoad <path>` against the cluster's master.
-pub fn preload_job(m: &ValidatedMount, cluster: &ClusterInfo, generation: i64) -> Job {
+pub fn preload_job(m: &ValidatedMount, cluster: &ClusterInfo, attempt: i32) -> Job {
     let mut l = labels(m);
     l.insert("app.kubernetes.io/component".into(), "preload".into());
     Job {
         metadata: ObjectMeta {
-            name: Some(preload_job_name(m, generation)),
+            name: Some(preload_job_name(m, attempt)),
             namespace: Some(m.namespace.clone()),
             labels: Some(l.clone()),
             owner_references: Some(vec![owner(m)]),
             ..Default::default()
         },
         spec: Some(JobSpec {
-            backoff_limit: Some(3),
+            // Retries are the operator's (a new Job per attempt, with growing backoff).
+            backoff_limit: Some(0),
             ttl_seconds_after_finished: Some(86_400),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -149,16 +171,17 @@ pub fn preload_job(m: &ValidatedMount, cluster: &ClusterInfo, generation: i64) -
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
-                    restart_policy: Some("OnFailure".into()),
+                    restart_policy: Some("Never".into()),
                     containers: vec![Container {
                         name: "preload".into(),
                         image: Some(cluster.image.clone()),
                         image_pull_policy: Some(cluster.pull_policy.as_str().into()),
                         args: Some(vec!["fs".into(), "distributedLoad".into(), m.path.clone()]),
-                        env: Some(vec![super::env(
-                            "ALLUVIUM_MASTER",
-                            cluster.master_endpoint.clone(),
-                        )]),
+                        env: Some(vec![
+                            super::env("ALLUVIUM_MASTER", cluster.master_endpoint.clone()),
+                            super::env("ALLUVIUM_CLIENT__USER", names::OPERATOR_USER),
+                            super::secret_env(&cluster.secret),
+                        ]),
                         security_context: Some(super::restricted_security(false)),
                         ..Default::default()
                     }],

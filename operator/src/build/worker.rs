@@ -51,12 +51,12 @@ pub fn daemon_set(c: &ValidatedCluster) -> DaemonSet {
         ports: Some(vec![
             ContainerPort {
                 name: Some("rpc".into()),
-                container_port: names::WORKER_RPC_PORT,
+                container_port: c.worker_ports.rpc,
                 ..Default::default()
             },
             ContainerPort {
                 name: Some("web".into()),
-                container_port: names::WORKER_WEB_PORT,
+                container_port: c.worker_ports.web,
                 ..Default::default()
             },
         ]),

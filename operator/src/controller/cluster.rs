@@ -1,5 +1,6 @@
-//! `Cluster` reconcile: fetch the named `Tier`s → validate → build → apply → status (with
-//! capacity and usage read from the master).
+//! `Cluster` reconcile: dereference (the named `Tier`s, the Secrets, the nodes workers would
+//! run on) → validate → build → apply what changed → status (with capacity and usage read
+//! from the master), written only when it changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 use alluvium_common::ByteSize;
 use alluvium_crds::{Cluster, ClusterPhase, ClusterStatus, Tier};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -19,7 +20,7 @@ use crate::apply::apply_namespaced;
 use crate::build;
 use crate::master_api::MasterTarget;
 use crate::names;
-use crate::validate::{validate_cluster, Invalid};
+use crate::validate::{check_fits_nodes, validate_cluster, Invalid, ValidatedCluster};
 
 /// How often a healthy cluster's status (readiness, capacity) is refreshed.
 pub const REFRESH: Duration = Duration::from_secs(30);
@@ -48,19 +49,31 @@ async fn fetch_tiers(ctx: &Context, cluster: &Cluster) -> Result<BTreeMap<String
     Ok(found)
 }
 
-/// The cluster secret's value, when one is configured.
+/// The Secret (name, key) holding a cluster's secret: the one its spec names, or the
+/// operator's own.
+pub fn cluster_secret_ref(cluster: &Cluster) -> alluvium_crds::SecretKeyRef {
+    cluster
+        .spec
+        .security
+        .cluster_secret_ref
+        .clone()
+        .unwrap_or_else(|| alluvium_crds::SecretKeyRef {
+            name: names::cluster_secret(&cluster.name_any()),
+            key: names::CLUSTER_SECRET_KEY.into(),
+        })
+}
+
+/// The cluster secret's value. Missing is [`Error::SecretNotFound`], naming the Secret.
 pub async fn cluster_secret(
     ctx: &Context,
     namespace: &str,
     cluster: &Cluster,
 ) -> Result<Option<String>, Error> {
-    let Some(r) = &cluster.spec.security.cluster_secret_ref else {
-        return Ok(None);
-    };
+    let r = cluster_secret_ref(cluster);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = api.get_opt(&r.name).await?.ok_or_else(|| {
-        Error::Master(format!(
-            "cluster secret {namespace}/{} does not exist",
+        Error::SecretNotFound(format!(
+            "the cluster secret {namespace}/{} does not exist",
             r.name
         ))
     })?;
@@ -68,12 +81,107 @@ pub async fn cluster_secret(
         .data
         .and_then(|d| d.get(&r.key).cloned())
         .ok_or_else(|| {
-            Error::Master(format!(
-                "secret {namespace}/{} has no key {}",
+            Error::SecretNotFound(format!(
+                "the cluster secret {namespace}/{} has no key {}",
                 r.name, r.key
             ))
         })?;
     Ok(Some(String::from_utf8_lossy(&value.0).trim().to_string()))
+}
+
+/// Makes the operator's own cluster secret when the spec names none (once: an existing one is
+/// never replaced).
+async fn ensure_managed_secret(ctx: &Context, c: &ValidatedCluster) -> Result<(), Error> {
+    if !c.managed_secret {
+        return Ok(());
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    if api.get_opt(&c.cluster_secret.name).await?.is_some() {
+        return Ok(());
+    }
+    let value = random_token();
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(names::FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &build::managed_secret(c, &value),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 256 random bits, hex.
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Secret the spec names that does not exist (or lacks the key), as a refusal naming it.
+async fn missing_secrets(ctx: &Context, c: &ValidatedCluster) -> Result<Option<Invalid>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    if !c.managed_secret {
+        let r = &c.cluster_secret;
+        let found = api.get_opt(&r.name).await?;
+        let has_key = found
+            .as_ref()
+            .and_then(|s| s.data.as_ref())
+            .is_some_and(|d| d.contains_key(&r.key));
+        if !has_key {
+            return Ok(Some(Invalid {
+                reason: "SecretNotFound",
+                message: if found.is_some() {
+                    format!(
+                        "security.clusterSecretRef: Secret {}/{} has no key '{}'",
+                        c.namespace, r.name, r.key
+                    )
+                } else {
+                    format!(
+                        "security.clusterSecretRef names Secret {}/{}, which does not exist",
+                        c.namespace, r.name
+                    )
+                },
+            }));
+        }
+    }
+    if let Some(name) = &c.root_ufs_secret {
+        if api.get_opt(name).await?.is_none() {
+            return Ok(Some(Invalid {
+                reason: "SecretNotFound",
+                message: format!(
+                    "rootUfs.credentialsSecretRef names Secret {}/{name}, which does not exist",
+                    c.namespace
+                ),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The smallest allocatable memory among nodes matching the workers' selector; `None` when no
+/// node matches.
+async fn smallest_worker_node(ctx: &Context, c: &ValidatedCluster) -> Result<Option<u64>, Error> {
+    let selector = c
+        .worker_node_selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api: Api<Node> = Api::all(ctx.client.clone());
+    let nodes = api.list(&ListParams::default().labels(&selector)).await?;
+    Ok(nodes
+        .items
+        .iter()
+        .filter_map(|n| {
+            let q = n.status.as_ref()?.allocatable.as_ref()?.get("memory")?;
+            alluvium_crds::quantity::parse_size("allocatable", &q.0).ok()
+        })
+        .min())
 }
 
 async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
@@ -90,6 +198,18 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
             return Ok(Action::requeue(INVALID_RETRY));
         }
     };
+    let refusal = match missing_secrets(ctx, &valid).await? {
+        Some(invalid) => Some(invalid),
+        None if cluster.spec.workers.max_memory.is_none() => {
+            check_fits_nodes(&valid, smallest_worker_node(ctx, &valid).await?).err()
+        }
+        None => None,
+    };
+    if let Some(invalid) = refusal {
+        refuse(cluster, ctx, &old, invalid).await?;
+        return Ok(Action::requeue(INVALID_RETRY));
+    }
+    ensure_managed_secret(ctx, &valid).await?;
 
     let objs = build::cluster_objects(&valid);
     let client = &ctx.client;
@@ -126,7 +246,13 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
     if ready_masters > 0 {
         let target = MasterTarget {
             endpoint: names::master_endpoint(&name, &ns),
-            secret: cluster_secret(ctx, &ns, cluster).await?,
+            secret: cluster_secret(ctx, &ns, cluster)
+                .await
+                .map_err(|e| match e {
+                    // Just created above: a missing one now is a race worth a retry, not a refusal.
+                    Error::SecretNotFound(m) => Error::Master(m),
+                    other => other,
+                })?,
         };
         master_ok = ctx.masters.usage(&target).await.map(|u| {
             status.live_workers = u.live_workers;
@@ -181,7 +307,7 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
             generation,
         ),
     ];
-    patch_status(ctx, cluster, &status).await?;
+    patch_status(ctx, cluster, &old, &status).await?;
     if old.phase != Some(phase) {
         let type_ = if phase == ClusterPhase::Degraded {
             EventType::Warning
@@ -227,7 +353,7 @@ async fn refuse(
     };
     let news = old.phase != Some(ClusterPhase::Failed)
         || !old.conditions.iter().any(|c| c.message == invalid.message);
-    patch_status(ctx, cluster, &status).await?;
+    patch_status(ctx, cluster, old, &status).await?;
     ctx.metrics.failed("Cluster", invalid.reason);
     if news {
         tracing::warn!(cluster = %cluster.name_any(), reason = invalid.reason, message = %invalid.message, "cluster spec refused");
@@ -242,16 +368,21 @@ async fn refuse(
     Ok(())
 }
 
+/// Writes `status` unless it equals what the Cluster already shows.
 async fn patch_status(
     ctx: &Context,
     cluster: &Cluster,
+    old: &ClusterStatus,
     status: &ClusterStatus,
 ) -> Result<(), Error> {
+    if old == status {
+        return Ok(());
+    }
     let api: Api<Cluster> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     api.patch_status(
         &cluster.name_any(),
-        &PatchParams::default(),
+        &crate::apply::patch_params(),
         &Patch::Merge(super::status_patch(
             status,
             &["capacity", "used", "tiers", "masterEndpoint"],

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{reflector, watcher, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
@@ -30,10 +30,15 @@ use crate::telemetry::Metrics;
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The master refused or could not be reached.
     #[error("{0}")]
     Master(String),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
+    /// A Secret the spec names is missing or lacks its key.
+    #[error("{0}")]
+    SecretNotFound(String),
+    /// Unmounting on deletion failed; retried until the deadline, then abandoned.
+    #[error("{0}")]
+    Unmount(String),
 }
 
 impl Error {
@@ -41,9 +46,59 @@ impl Error {
         match self {
             Error::Kube(_) => "KubernetesApi",
             Error::Master(_) => "MasterUnavailable",
-            Error::Finalizer(_) => "Finalizer",
+            Error::SecretNotFound(_) => "SecretNotFound",
+            Error::Unmount(_) => "UnmountFailed",
         }
     }
+}
+
+/// What makes a reconcile worth running for the watched object itself: a new spec
+/// (generation), a finalizer change, deletion. Status writes (the operator's own) and
+/// resourceVersion churn are ignored, so writing status never triggers the next reconcile.
+pub fn spec_changes<K: kube::Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let m = obj.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.generation.hash(&mut h);
+    m.finalizers.hash(&mut h);
+    m.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+/// Whether `obj` carries finalizer `name`.
+pub fn has_finalizer<K: kube::Resource>(obj: &K, name: &str) -> bool {
+    obj.meta()
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == name))
+}
+
+/// Adds or removes finalizer `name` with a merge patch carrying the object's resourceVersion
+/// (a concurrent change makes it a conflict, retried by the next reconcile), under the
+/// operator's field manager.
+pub async fn set_finalizer<K>(api: &Api<K>, obj: &K, name: &str, present: bool) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut list: Vec<String> = obj.meta().finalizers.clone().unwrap_or_default();
+    list.retain(|f| f != name);
+    if present {
+        list.push(name.to_string());
+    }
+    let patch = serde_json::json!({
+        "metadata": {
+            "finalizers": list,
+            "resourceVersion": obj.meta().resource_version,
+        }
+    });
+    let obj_name = obj.meta().name.clone().unwrap_or_default();
+    api.patch(
+        &obj_name,
+        &crate::apply::patch_params(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// What every reconcile gets.
@@ -213,10 +268,28 @@ where
     }
 }
 
+/// A controller triggered by [`spec_changes`] of its own kind (plus whatever it owns/watches).
+fn controller_for<K>(api: Api<K>, wc: watcher::Config) -> Controller<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let trigger = reflector(writer, watcher(api, wc))
+        .applied_objects()
+        .predicate_filter(spec_changes::<K>, PredicateConfig::default());
+    Controller::for_stream(trigger, reader)
+}
+
 async fn run_controllers(ctx: Arc<Context>, ns: Option<String>) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
-    let clusters = Controller::new(api::<Cluster>(&client, &ns), wc.clone());
+    let clusters = controller_for(api::<Cluster>(&client, &ns), wc.clone());
     let cluster_store = clusters.store();
     let clusters = clusters
         .owns(api::<ConfigMap>(&client, &ns), wc.clone())
@@ -237,13 +310,13 @@ async fn run_controllers(ctx: Arc<Context>, ns: Option<String>) {
         .shutdown_on_signal()
         .run(cluster::reconcile, error_policy, ctx.clone())
         .for_each(|r| async move { log_result("Cluster", r) });
-    let mounts = Controller::new(api::<Mount>(&client, &ns), wc.clone())
+    let mounts = controller_for(api::<Mount>(&client, &ns), wc.clone())
         .owns(api::<Job>(&client, &ns), wc.clone())
         .owns(api::<PersistentVolumeClaim>(&client, &ns), wc.clone())
         .shutdown_on_signal()
         .run(mount::reconcile, error_policy, ctx.clone())
         .for_each(|r| async move { log_result("Mount", r) });
-    let tiers = Controller::new(Api::<Tier>::all(client.clone()), wc)
+    let tiers = controller_for(Api::<Tier>::all(client.clone()), wc)
         .shutdown_on_signal()
         .run(tier::reconcile, error_policy, ctx.clone())
         .for_each(|r| async move { log_result("Tier", r) });
