@@ -332,6 +332,7 @@ async fn cluster_create_applies_every_object_then_reports_running() {
             // Dereference: the root UFS credentials, the nodes (the MEM tier must fit), the
             // operator's own cluster secret.
             format!("GET {ns}/secrets/root-ufs-s3"),
+            "GET /api/v1/namespaces/default".into(),
             "GET /api/v1/nodes".into(),
             format!("GET {ns}/secrets/demo-cluster-secret"),
             format!("GET {ns}/configmaps/demo-config"),
@@ -434,6 +435,21 @@ async fn a_missing_cluster_secret_is_named_in_status() {
         "security.clusterSecretRef names Secret default/nope, which does not exist"
     );
     task.abort();
+}
+
+/// A namespace enforcing Pod Security `baseline` would refuse the workers: the Cluster says so.
+#[test]
+fn pod_security_baseline_is_named() {
+    let r = cluster::pod_security_refusal("data", Some("baseline")).unwrap();
+    assert_eq!(r.reason, "PodSecurity");
+    assert!(
+        r.message
+            .contains("kubectl label namespace data pod-security.kubernetes.io/enforce=privileged"),
+        "{}",
+        r.message
+    );
+    assert!(cluster::pod_security_refusal("data", Some("privileged")).is_none());
+    assert!(cluster::pod_security_refusal("data", None).is_none());
 }
 
 /// Without workers.maxMemory, a MEM tier larger than any node can allocate is refused.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use alluvium_common::ByteSize;
 use alluvium_crds::{Cluster, ClusterPhase, ClusterStatus, Tier};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -163,6 +163,34 @@ async fn missing_secrets(ctx: &Context, c: &ValidatedCluster) -> Result<Option<I
     Ok(None)
 }
 
+/// Pod Security admission label naming the level a namespace enforces.
+const PSA_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+
+/// Workers use the node's network and hostPath tiers, which Pod Security `baseline` and
+/// `restricted` refuse: say so instead of leaving the DaemonSet without pods ("PodsNotReady").
+pub fn pod_security_refusal(namespace: &str, level: Option<&str>) -> Option<Invalid> {
+    match level {
+        Some(l @ ("baseline" | "restricted")) => Some(Invalid {
+            reason: "PodSecurity",
+            message: format!(
+                "namespace {namespace} enforces Pod Security '{l}', which refuses the workers (host network, hostPath tiers) and the master's journal: label it privileged (kubectl label namespace {namespace} {PSA_ENFORCE}=privileged --overwrite) or use another namespace"
+            ),
+        }),
+        _ => None,
+    }
+}
+
+async fn namespace_pod_security(ctx: &Context, namespace: &str) -> Result<Option<Invalid>, Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let ns = api.get_opt(namespace).await?;
+    let level = ns
+        .as_ref()
+        .and_then(|n| n.metadata.labels.as_ref())
+        .and_then(|l| l.get(PSA_ENFORCE))
+        .map(String::as_str);
+    Ok(pod_security_refusal(namespace, level))
+}
+
 /// The smallest allocatable memory among nodes matching the workers' selector; `None` when no
 /// node matches.
 async fn smallest_worker_node(ctx: &Context, c: &ValidatedCluster) -> Result<Option<u64>, Error> {
@@ -198,13 +226,13 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
             return Ok(Action::requeue(INVALID_RETRY));
         }
     };
-    let refusal = match missing_secrets(ctx, &valid).await? {
-        Some(invalid) => Some(invalid),
-        None if cluster.spec.workers.max_memory.is_none() => {
-            check_fits_nodes(&valid, smallest_worker_node(ctx, &valid).await?).err()
-        }
-        None => None,
-    };
+    let mut refusal = missing_secrets(ctx, &valid).await?;
+    if refusal.is_none() {
+        refusal = namespace_pod_security(ctx, &ns).await?;
+    }
+    if refusal.is_none() && cluster.spec.workers.max_memory.is_none() {
+        refusal = check_fits_nodes(&valid, smallest_worker_node(ctx, &valid).await?).err();
+    }
     if let Some(invalid) = refusal {
         refuse(cluster, ctx, &old, invalid).await?;
         return Ok(Action::requeue(INVALID_RETRY));
