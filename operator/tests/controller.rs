@@ -200,6 +200,11 @@ fn standard_responder(objects: BTreeMap<String, Value>) -> Responder {
                 return (StatusCode::OK, v.clone());
             }
         }
+        if c.method == "DELETE" {
+            if let Some(v) = applied.lock().unwrap().remove(&c.path) {
+                return (StatusCode::OK, v);
+            }
+        }
         let path = c.path.trim_end_matches("/status");
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         if path.starts_with("/apis/alluvium.io/") && (c.method == "GET" || c.method == "PATCH") {
@@ -489,11 +494,17 @@ async fn cluster_update_without_phase_change_publishes_no_event_and_removes_a_di
         "clusters/demo",
         demo_cluster(),
     )])));
+    let context = ctx(client, Arc::new(FakeMasters::default()));
     let mut v = demo_cluster();
-    v["spec"]["proxy"] = json!({"s3": false, "webhdfs": false});
     v["status"] = json!({"phase": "Running", "readyMasters": 1, "readyWorkers": 1});
-    let c: Cluster = serde_json::from_value(v).unwrap();
-    cluster::reconcile(Arc::new(c), ctx(client, Arc::new(FakeMasters::default())))
+    let c: Cluster = serde_json::from_value(v.clone()).unwrap();
+    cluster::reconcile(Arc::new(c), context.clone())
+        .await
+        .unwrap();
+    calls.lock().unwrap().clear();
+    v["spec"]["proxy"] = json!({"s3": false, "webhdfs": false});
+    let c: Cluster = serde_json::from_value(v.clone()).unwrap();
+    cluster::reconcile(Arc::new(c), context.clone())
         .await
         .unwrap();
     let s = shorts(&calls);
@@ -509,6 +520,12 @@ async fn cluster_update_without_phase_change_publishes_no_event_and_removes_a_di
         !s.iter().any(|c| c.starts_with("POST")),
         "no event when the phase holds: {s:?}"
     );
+    // Once gone, a proxy that stays off costs no DELETE on every pass.
+    calls.lock().unwrap().clear();
+    let c: Cluster = serde_json::from_value(v).unwrap();
+    cluster::reconcile(Arc::new(c), context).await.unwrap();
+    let s = shorts(&calls);
+    assert!(!s.iter().any(|c| c.starts_with("DELETE")), "{s:?}");
     task.abort();
 }
 

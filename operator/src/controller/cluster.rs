@@ -420,26 +420,35 @@ async fn patch_status(
     Ok(())
 }
 
-/// The proxy was turned off: its objects go (absent is fine).
+/// The proxy was turned off: its objects go. Looked up first, so a cluster at rest without a
+/// proxy sends no DELETE on every pass.
 async fn remove_proxy(ctx: &Context, ns: &str, cluster: &str) -> Result<(), Error> {
     let name = names::proxy(cluster);
     let deploys: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    for r in [
-        deploys
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        services
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    ] {
-        match r {
-            Ok(()) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+    if deploys.get_opt(&name).await?.is_some() {
+        delete_absent_ok(
+            deploys
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    if services.get_opt(&name).await?.is_some() {
+        delete_absent_ok(
+            services
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        )?;
     }
     Ok(())
+}
+
+fn delete_absent_ok(r: kube::Result<()>) -> Result<(), Error> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
