@@ -50,6 +50,7 @@ pub async fn reconcile(tier: Arc<Tier>, ctx: Arc<Context>) -> Result<Action, Err
         quota_bytes,
         observed_generation: generation,
         conditions: vec![cond.clone()],
+        used_by: Vec::new(),
     };
     let api: Api<Tier> = Api::all(ctx.client.clone());
     api.patch_status(
