@@ -26,7 +26,9 @@ struct Cli {
     /// Master address HOST:PORT (also ALLUVIUM_MASTER; overrides the config file).
     #[arg(long, global = true, value_name = "HOST:PORT")]
     master: Option<String>,
-    /// Log filter, e.g. `info` or `alluvium_worker=debug` (also ALLUVIUM_LOG).
+    /// Log filter, e.g. `info` or `alluvium_worker=debug`. Without it: ALLUVIUM_LOG, else
+    /// RUST_LOG (ALLUVIUM_LOG wins when both are set). Logs go to stderr, coloured only on a
+    /// terminal.
     #[arg(long, global = true, value_name = "FILTER")]
     log: Option<String>,
     #[command(subcommand)]

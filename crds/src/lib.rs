@@ -25,10 +25,17 @@ pub use cluster::{
 pub use mount::{
     Mount, MountOptions, MountPhase, MountSpec, MountStatus, PreloadStatus, PvcSpec, SecretRef,
 };
-pub use tier::{Medium, Tier, TierPhase, TierSpec, TierStatus};
+pub use tier::{
+    Medium, Tier, TierPhase, TierSpec, TierStatus, HOST_PATH_NOT_ROOT_RULE, HOST_PATH_NO_DOTS_RULE,
+    MEM_UNDER_DEV_SHM_RULE,
+};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use kube::CustomResourceExt;
+use schemars::transform::{transform_subschemas, Transform};
+use schemars::Schema;
 
 /// API group of every Alluvium resource.
 pub const GROUP: &str = "alluvium.io";
@@ -37,9 +44,92 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of every Alluvium resource.
 pub const API_VERSION: &str = "alluvium.io/v1alpha1";
 
-/// Every CRD, in a stable order (tiers first: clusters refer to them).
+/// Every CRD, in a stable order (tiers first: clusters refer to them), with only the schema
+/// formats the API server knows (see [`KNOWN_FORMATS`]).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Tier::crd(), Cluster::crd(), Mount::crd()]
+    let mut crds = vec![Tier::crd(), Cluster::crd(), Mount::crd()];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(s) = version.schema.as_mut() {
+                if let Some(props) = s.open_api_v3_schema.take() {
+                    s.open_api_v3_schema = Some(drop_unknown_formats(props));
+                }
+            }
+        }
+    }
+    crds
+}
+
+/// The `format` values a Kubernetes API server knows in a CRD schema: the ones it validates (the
+/// `format` field of `JSONSchemaProps` in the apiextensions.k8s.io/v1 reference) and the OpenAPI
+/// numeric ones. Anything else (schemars writes `uint64`, `uint32`, `uint8` for unsigned Rust
+/// integers) makes the API server warn "unrecognized format" on every apply.
+pub const KNOWN_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "date-time",
+    "int32",
+    "int64",
+    "float",
+    "double",
+];
+
+/// A schemars transform removing every `format` the API server does not know. The `minimum: 0`
+/// schemars writes beside an unsigned format stays, so nothing is lost but the warning.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropUnknownFormats;
+
+impl Transform for DropUnknownFormats {
+    fn transform(&mut self, schema: &mut Schema) {
+        if let Some(obj) = schema.as_object_mut() {
+            let unknown = obj
+                .get("format")
+                .and_then(|f| f.as_str())
+                .is_some_and(|f| !KNOWN_FORMATS.contains(&f));
+            if unknown {
+                obj.remove("format");
+            }
+        }
+        // Recurses through the keywords that hold schemas (properties, items, allOf, ...), so a
+        // property that happens to be named `format` is never mistaken for the keyword.
+        transform_subschemas(self, schema);
+    }
+}
+
+/// Applies [`DropUnknownFormats`] to a CRD's (already derived) schema.
+fn drop_unknown_formats(props: JSONSchemaProps) -> JSONSchemaProps {
+    // Both sides are plain JSON Schema, so the round trip through JSON cannot fail for a schema
+    // kube derived; if it ever did, keeping the original is better than losing the schema.
+    let Ok(value) = serde_json::to_value(&props) else {
+        return props;
+    };
+    let Ok(mut schema) = Schema::try_from(value) else {
+        return props;
+    };
+    DropUnknownFormats.transform(&mut schema);
+    serde_json::from_value(schema.to_value()).unwrap_or(props)
 }
 
 /// One CRD as YAML (a single document, no leading `---`).

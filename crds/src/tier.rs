@@ -8,6 +8,17 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::quantity::{NOT_ZERO_RULE, QUOTA_PATTERN, WHOLE_BYTES_RULE};
+
+/// CEL: a MEM tier lives in a directory under `/dev/shm` (trailing slashes do not count, so
+/// `/dev/shm/` itself is refused, as the operator does).
+pub const MEM_UNDER_DEV_SHM_RULE: &str =
+    "self.medium != 'MEM' || self.hostPath.matches('^/dev/shm/+[^/]')";
+/// CEL: a hostPath names something below `/` (`/` and `//` do not).
+pub const HOST_PATH_NOT_ROOT_RULE: &str = "self.matches('[^/]')";
+/// CEL: no `.` or `..` component, which would point the tier somewhere else than it says.
+pub const HOST_PATH_NO_DOTS_RULE: &str = "!self.matches('(^|/)[.][.]?(/|$)')";
+
 /// The storage medium of a tier. The order of a cluster's tiers decides placement; the medium
 /// decides how the operator mounts it (MEM is tmpfs under `/dev/shm` and counts against the
 /// worker's memory limit).
@@ -54,20 +65,37 @@ impl Medium {
     )
 )]
 #[serde(rename_all = "camelCase")]
+// The rules repeat what the operator's `validate_tier` refuses, so `kubectl apply` refuses it at
+// once instead of the Tier turning Invalid later; `crds/tests/tier_schema.rs` keeps them paired.
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.lowWatermark < self.highWatermark", "message": "lowWatermark must be below highWatermark"},
-    {"rule": "self.medium != 'MEM' || self.hostPath.startsWith('/dev/shm/')", "message": "a MEM tier's hostPath must be under /dev/shm/ (tmpfs)"}
+    {"rule": "self.lowWatermark > 0.0", "message": "lowWatermark must be above 0"},
+    {"rule": MEM_UNDER_DEV_SHM_RULE, "message": "a MEM tier's hostPath must be a directory under /dev/shm/ (tmpfs), not /dev/shm itself"}
 ]))]
 pub struct TierSpec {
     /// MEM, SSD or HDD.
     pub medium: Medium,
     /// Directory on each node holding this tier's blocks. A MEM tier must live under `/dev/shm`
     /// (tmpfs), so its pages are memory, not disk.
-    #[schemars(regex(pattern = r"^/[^\x00]*$"), length(min = 2, max = 4096))]
+    #[schemars(
+        regex(pattern = r"^/[^\x00]*$"),
+        length(min = 2, max = 4096),
+        extend("x-kubernetes-validations" = [
+            {"rule": HOST_PATH_NOT_ROOT_RULE, "message": "hostPath must be a directory below /, not /"},
+            {"rule": HOST_PATH_NO_DOTS_RULE, "message": "hostPath must not have '.' or '..' components"}
+        ])
+    )]
     pub host_path: String,
     /// Bytes this tier may hold on each node, as a Kubernetes quantity (`8Gi` = 8 * 2^30, `8G` =
-    /// 8 * 10^9).
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    /// 8 * 10^9). The unit is required and the quota must come to whole bytes.
+    #[schemars(
+        regex(pattern = QUOTA_PATTERN),
+        length(min = 1, max = 64),
+        extend("x-kubernetes-validations" = [
+            {"rule": WHOLE_BYTES_RULE, "message": "quota must be a whole number of bytes (e.g. 1.5Gi, not 1.1Ki)"},
+            {"rule": NOT_ZERO_RULE, "message": "quota must be more than 0"}
+        ])
+    )]
     pub quota: String,
     /// Usage share above which the worker starts evicting from this tier.
     #[serde(default = "default_high")]
@@ -109,4 +137,8 @@ pub struct TierStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// While the Tier's deletion waits: the Clusters (`namespace/name`) naming it in
+    /// `spec.workers.tiers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_by: Vec<String>,
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use alluvium_crds::quantity::{format_bytes, parse_size};
+use alluvium_crds::quantity::{format_bytes, parse_quota, parse_size};
 use alluvium_crds::{
     Cluster, Medium, Mount, PullPolicy, Resources, SecretKeyRef, Tier, WorkerPorts,
 };
@@ -95,12 +95,16 @@ pub struct ValidProxy {
     pub resources: ResourceRequirements,
 }
 
-/// Checks a tier on its own (what the `Tier` controller reports in status).
+/// Checks a tier on its own (what the `Tier` controller reports in status). The Tier CRD's schema
+/// refuses the same things where it can (see `crds/src/tier.rs`), so most of these only fire for
+/// objects written before that schema was installed.
 pub fn validate_tier(tier: &Tier) -> Result<ValidTier, Invalid> {
     let name = tier.metadata.name.clone().unwrap_or_default();
     let s = &tier.spec;
+    // A unit is required and fractions of a byte are refused: a bare `8` or `0.5` is a mistake,
+    // not an 8- or 1-byte tier to report Ready.
     let quota_bytes =
-        parse_size(&format!("tier {name}: quota"), &s.quota).map_err(Invalid::spec)?;
+        parse_quota(&format!("tier {name}: quota"), &s.quota).map_err(Invalid::spec)?;
     if quota_bytes == 0 {
         return Err(Invalid::spec(format!(
             "tier {name}: quota must be more than 0"
@@ -113,9 +117,11 @@ pub fn validate_tier(tier: &Tier) -> Result<ValidTier, Invalid> {
         )));
     }
     let path = s.host_path.trim_end_matches('/');
-    if !path.starts_with('/') || path.len() < 2 || path.split('/').any(|c| c == "..") {
+    // `.` and `..` components would make the tier live elsewhere than it says (`/dev/shm/.` is
+    // `/dev/shm` itself).
+    if !path.starts_with('/') || path.len() < 2 || path.split('/').any(|c| c == ".." || c == ".") {
         return Err(Invalid::spec(format!(
-            "tier {name}: hostPath '{}' must be an absolute path without '..' and not '/'",
+            "tier {name}: hostPath '{}' must be an absolute path without '.' or '..' and not '/'",
             s.host_path
         )));
     }

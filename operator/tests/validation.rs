@@ -265,10 +265,38 @@ fn bad_tiers_are_refused() {
         ),
         (
             json!({"medium": "SSD", "hostPath": "/mnt/../etc", "quota": "1Gi"}),
-            "without '..'",
+            "without '.' or '..'",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/./x", "quota": "1Gi"}),
+            "without '.' or '..'",
+        ),
+        (
+            json!({"medium": "MEM", "hostPath": "/dev/shm/", "quota": "1Gi"}),
+            "under /dev/shm",
+        ),
+        (
+            json!({"medium": "MEM", "hostPath": "/dev/shm/.", "quota": "1Gi"}),
+            "without '.' or '..'",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "0.5"}),
+            "has no unit",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "8"}),
+            "has no unit",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "1.1Ki"}),
+            "not a whole number of bytes",
         ),
         (
             json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "0"}),
+            "has no unit",
+        ),
+        (
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": "0Gi"}),
             "more than 0",
         ),
         (
@@ -285,6 +313,112 @@ fn bad_tiers_are_refused() {
         assert!(e.message.starts_with("tier t:"), "{}", e.message);
         assert!(e.message.contains(needle), "{spec}: {}", e.message);
     }
+    // Whole bytes with a unit, fractions included, stay fine.
+    for (quota, bytes) in [("1.5Gi", 3u64 << 29), ("0.5Ki", 512), ("8G", 8_000_000_000)] {
+        let t = tier(
+            "t",
+            json!({"medium": "SSD", "hostPath": "/mnt/x", "quota": quota}),
+        );
+        assert_eq!(validate_tier(&t).unwrap().quota_bytes, bytes, "{quota}");
+    }
+}
+
+/// Evaluates the few CEL shapes the Tier schema uses on hostPath (`[!]self.matches('re')`,
+/// `self.medium != 'MEM' || self.hostPath.matches('re')` or `.startsWith('p')`); RE2 and Rust's
+/// regex agree on these plain expressions. Watermark rules are not about paths: `None`.
+fn eval_path_rule(rule: &str, medium: &str, path: &str) -> Option<bool> {
+    let call = regex::Regex::new(r"(matches|startsWith)\('([^']*)'\)$").unwrap();
+    if rule.contains("Watermark") {
+        return None;
+    }
+    let c = call
+        .captures(rule)
+        .unwrap_or_else(|| panic!("unknown rule shape, teach this test: {rule}"));
+    let hit = match &c[1] {
+        "matches" => regex::Regex::new(&c[2]).unwrap().is_match(path),
+        _ => path.starts_with(&c[2]),
+    };
+    Some(
+        match rule.split_once(c.get(0).unwrap().as_str()).unwrap().0 {
+            "self." => hit,
+            "!self." => !hit,
+            "self.medium != 'MEM' || self.hostPath." => medium != "MEM" || hit,
+            other => panic!("unknown rule shape, teach this test: {other}"),
+        },
+    )
+}
+
+#[test]
+fn tier_schema_refuses_the_host_paths_validate_tier_refuses() {
+    let crd = serde_json::to_value(&alluvium_crds::crds()[0]).unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let host = &spec["properties"]["hostPath"];
+    let pattern = regex::Regex::new(host["pattern"].as_str().unwrap()).unwrap();
+    let (min, max) = (
+        host["minLength"].as_u64().unwrap() as usize,
+        host["maxLength"].as_u64().unwrap() as usize,
+    );
+    let rules = |schema: &Value| -> Vec<String> {
+        schema["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (host_rules, spec_rules) = (rules(host), rules(spec));
+    let paths = [
+        "/",
+        "//",
+        "/a",
+        "/a/",
+        "/mnt/ssd",
+        "/mnt/./x",
+        "/mnt/../etc",
+        "/mnt/.x",
+        "/mnt/x..",
+        "/mnt/..x/y",
+        "/..",
+        "/.",
+        "relative",
+        "/dev/shm",
+        "/dev/shm/",
+        "/dev/shm//",
+        "/dev/shm/x",
+        "/dev/shm/x/",
+        "/dev/shm//x",
+        "/dev/shm/.",
+        "/dev/shm/..",
+        "/dev/shm/./x",
+        "/dev/shmx",
+        "/dev/shmx/y",
+        "/var/ram",
+        "/dev/shm/alluvium/mem",
+    ];
+    let mut disagree = Vec::new();
+    for medium in ["MEM", "SSD"] {
+        for path in paths {
+            let schema_ok = pattern.is_match(path)
+                && (min..=max).contains(&path.len())
+                && host_rules
+                    .iter()
+                    .all(|r| eval_path_rule(r, medium, path) != Some(false))
+                && spec_rules
+                    .iter()
+                    .all(|r| eval_path_rule(r, medium, path) != Some(false));
+            let t = tier(
+                "t",
+                json!({"medium": medium, "hostPath": path, "quota": "1Gi"}),
+            );
+            let operator_ok = validate_tier(&t).is_ok();
+            if schema_ok != operator_ok {
+                disagree.push(format!(
+                    "{medium} {path}: schema {schema_ok}, operator {operator_ok}"
+                ));
+            }
+        }
+    }
+    assert!(disagree.is_empty(), "{disagree:#?}");
 }
 
 fn mount(spec: Value) -> Mount {
