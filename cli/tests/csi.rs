@@ -792,6 +792,35 @@ fn invalid_and_missing_arguments_get_the_spec_codes() {
         })),
         Code::NotFound,
     );
+    // A path the volume is not at is NOT_FOUND, a relative one included (the spec's "volume
+    // does not exist on the specified volume_path"; csi-sanity sends "some/path").
+    for (call, volume_id, path) in [
+        (
+            "NodeGetVolumeStats(unknown volume, relative path)",
+            "nope",
+            "some/path",
+        ),
+        (
+            "NodeGetVolumeStats(staged volume, relative path)",
+            static_vol.volume_id.as_str(),
+            "some/path",
+        ),
+        (
+            "NodeGetVolumeStats(staged volume, a path it is not at)",
+            static_vol.volume_id.as_str(),
+            target.to_str().unwrap(),
+        ),
+    ] {
+        code(
+            call,
+            rt.block_on(c.node.node_get_volume_stats(NodeGetVolumeStatsRequest {
+                volume_id: volume_id.into(),
+                volume_path: path.into(),
+                ..Default::default()
+            })),
+            Code::NotFound,
+        );
+    }
     // A static volume has no recorded quota: its total is the cluster's capacity.
     let stats = ok(
         "NodeGetVolumeStats(static, staging path)",

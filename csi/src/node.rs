@@ -366,7 +366,9 @@ impl NodeService {
         req: NodeGetVolumeStatsRequest,
     ) -> std::result::Result<NodeGetVolumeStatsResponse, Status> {
         let volume_id = required(&req.volume_id, "volume_id")?;
-        let volume_path = absolute(&req.volume_path, "volume_path")?;
+        // Not `absolute`: a relative path is a path the volume is not at (NOT_FOUND, as the spec
+        // and csi-sanity want), not a malformed request. It matches no recorded path below.
+        let volume_path = PathBuf::from(required(&req.volume_path, "volume_path")?);
         let rec = {
             let t = self.inner.table.lock().await;
             let Some(s) = t.staged.get(volume_id) else {
