@@ -5,11 +5,12 @@
 //! Run: `cargo test -p alluvium-cli --test csi -- --nocapture --test-threads=1` (as root, with
 //! /dev/fuse).
 
+mod csi_support;
 mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alluvium_client::FileSystem;
@@ -21,110 +22,12 @@ use alluvium_proto::csi::v1::volume_capability::{
     AccessMode, AccessType, BlockVolume, MountVolume,
 };
 use alluvium_proto::csi::v1::*;
+use csi_support::{Plugin, UnmountUnder};
 use support::*;
 use tonic::transport::Channel;
 use tonic::Code;
 
 const MIB: i64 = 1 << 20;
-
-/// A running `alluvium csi`, killed on drop.
-struct Plugin {
-    child: Option<Child>,
-    socket: PathBuf,
-    log: PathBuf,
-    metrics_port: u16,
-}
-
-impl Plugin {
-    fn start(dir: &Path, master: &str, state_dir: &Path, extra: &[&str]) -> Plugin {
-        std::fs::create_dir_all(dir).unwrap();
-        let socket = dir.join("plugin").join("csi.sock");
-        let log = dir.join("csi.log");
-        let metrics_port = free_port();
-        let mut p = Plugin {
-            child: None,
-            socket,
-            log,
-            metrics_port,
-        };
-        p.spawn(master, state_dir, extra);
-        p
-    }
-
-    fn spawn(&mut self, master: &str, state_dir: &Path, extra: &[&str]) {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .arg("csi")
-            .arg(format!("--endpoint=unix://{}", self.socket.display()))
-            .arg("--node-id=node-1")
-            .arg(format!("--state-dir={}", state_dir.display()))
-            .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
-            .arg(format!("--master={master}"))
-            .args(extra)
-            .env("ALLUVIUM_LOG", "info,alluvium_csi=debug")
-            .env_remove("ALLUVIUM_CONFIG")
-            .env_remove("ALLUVIUM_MASTER")
-            .env_remove("NODE_ID")
-            .env_remove("CSI_ENDPOINT")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn alluvium csi");
-        self.child = Some(child);
-    }
-
-    /// A channel once the socket answers (the plugin recovers mounts before it listens).
-    fn channel(&mut self, rt: &tokio::runtime::Runtime, timeout: Duration) -> Channel {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("alluvium csi exited ({status}):\n{}", self.log_text());
-            }
-            if self.socket.exists() {
-                if let Ok(ch) = rt.block_on(alluvium_csi::client::connect(&self.socket)) {
-                    return ch;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "alluvium csi did not listen on {} within {timeout:?}:\n{}",
-                self.socket.display(),
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL, as an OOM kill or a crash would.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn metrics(&self) -> String {
-        http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port)).expect("metrics")
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- alluvium csi log ----\n{}", self.log_text());
-        }
-        self.kill9();
-    }
-}
 
 struct Clients {
     identity: IdentityClient<Channel>,
@@ -1054,24 +957,4 @@ fn published_volumes_survive_a_plugin_kill_9() {
         })),
     );
     println!("== done ==");
-}
-
-/// Lazily unmounts whatever is still mounted under a test's directory (deepest first), so a
-/// failing test leaves no mounts behind and its temp dir can be removed.
-struct UnmountUnder(PathBuf);
-
-impl Drop for UnmountUnder {
-    fn drop(&mut self) {
-        let prefix = self.0.to_str().unwrap().to_string();
-        let mut points: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(String::from))
-            .filter(|p| p.starts_with(&prefix))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount").arg("-l").arg(&p).status();
-        }
-    }
 }
