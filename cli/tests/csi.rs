@@ -22,7 +22,7 @@ use alluvium_proto::csi::v1::volume_capability::{
     AccessMode, AccessType, BlockVolume, MountVolume,
 };
 use alluvium_proto::csi::v1::*;
-use csi_support::{Plugin, UnmountUnder};
+use csi_support::{Local, Plugin, UnmountUnder};
 use support::*;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -829,12 +829,14 @@ fn run_mount(args: &[&str]) {
 fn time_to_readable(path: &Path, want: &[u8], timeout: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        if std::fs::read(path).is_ok_and(|b| b == want) {
-            return start.elapsed();
-        }
+        let last = match std::fs::read(path) {
+            Ok(b) if b == want => return start.elapsed(),
+            Ok(b) => format!("read {} bytes, not the {} expected", b.len(), want.len()),
+            Err(e) => e.to_string(),
+        };
         assert!(
             start.elapsed() < timeout,
-            "{} not readable within {timeout:?}",
+            "{} not readable within {timeout:?}: {last}",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -956,5 +958,86 @@ fn published_volumes_survive_a_plugin_kill_9() {
             ..Default::default()
         })),
     );
+    println!("== done ==");
+}
+
+/// The kernel answers stat(2) on a FUSE mount from its attribute cache without asking the
+/// daemon, so right after a crash a dead target still stats fine. Recovery must see through
+/// that (the kubelet stats volumes all the time, e.g. for NodeGetVolumeStats) and re-publish.
+#[test]
+fn recovery_is_not_fooled_by_cached_attributes_of_a_dead_mount() {
+    let local = Local::start(None);
+    let dir = local.dir.path().to_path_buf();
+    let state = dir.join("state");
+    let rt = runtime();
+    let _unmount = UnmountUnder(dir.clone());
+    let mut plugin = Plugin::start(&dir, &local.master, &state, &[]);
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    println!("== recovery with warm attribute caches ==");
+    // A long attribute cache makes the window the whole test, not a second.
+    let params = [("mountOptions", "attr_timeout=60s,entry_timeout=60s")];
+    let vol = ok(
+        "CreateVolume(pvc-cached, attr_timeout=60s)",
+        rt.block_on(
+            c.controller
+                .create_volume(create_req("pvc-cached", MIB, &params)),
+        ),
+    )
+    .volume
+    .unwrap();
+    let (staging, target, _) = kubelet_paths(&dir, "pv-cached");
+    ok(
+        "NodeStageVolume",
+        rt.block_on(c.node.node_stage_volume(stage_req(&vol, &staging))),
+    );
+    ok(
+        "NodePublishVolume",
+        rt.block_on(
+            c.node
+                .node_publish_volume(publish_req(&vol, &staging, &target, false)),
+        ),
+    );
+    std::fs::write(target.join("f.txt"), b"cached\n").unwrap();
+    let stats = NodeGetVolumeStatsRequest {
+        volume_id: vol.volume_id.clone(),
+        volume_path: target.display().to_string(),
+        ..Default::default()
+    };
+    ok(
+        "NodeGetVolumeStats",
+        rt.block_on(c.node.node_get_volume_stats(stats.clone())),
+    );
+    // What the kubelet's own stat does: the target's attributes are now in the kernel's cache.
+    std::fs::metadata(&target).unwrap();
+
+    plugin.kill9();
+    assert!(
+        std::fs::metadata(&target).is_ok(),
+        "the dead target still stats fine from the kernel's cache"
+    );
+    let err = std::fs::read(target.join("f.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(107), "ENOTCONN expected: {err}");
+    plugin.spawn(&local.master, &state, &[]);
+    let took = time_to_readable(&target.join("f.txt"), b"cached\n", Duration::from_secs(20));
+    println!(
+        "   target readable again {:.1} ms after the restart",
+        took.as_secs_f64() * 1000.0
+    );
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    let stats = ok(
+        "NodeGetVolumeStats(after restart)",
+        rt.block_on(c.node.node_get_volume_stats(stats)),
+    );
+    assert!(!stats.volume_condition.unwrap().abnormal);
+    ok(
+        "NodeUnpublishVolume",
+        rt.block_on(c.node.node_unpublish_volume(unpublish_req(&vol, &target))),
+    );
+    ok(
+        "NodeUnstageVolume",
+        rt.block_on(c.node.node_unstage_volume(unstage_req(&vol, &staging))),
+    );
+    assert_eq!(mount_count(&staging), 0);
+    assert_eq!(mount_count(&target), 0);
     println!("== done ==");
 }
