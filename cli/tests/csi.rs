@@ -961,6 +961,298 @@ fn published_volumes_survive_a_plugin_kill_9() {
     println!("== done ==");
 }
 
+/// `secrets` carrying `clusterSecret`, as Kubernetes fills them from a StorageClass's
+/// provisioner/node-stage Secret.
+fn with_secret(secret: &str) -> HashMap<String, String> {
+    HashMap::from([("clusterSecret".to_string(), secret.to_string())])
+}
+
+fn code_in<T: std::fmt::Debug>(
+    call: &str,
+    r: Result<tonic::Response<T>, tonic::Status>,
+    want: &[Code],
+) {
+    show(call, &r);
+    match r {
+        Ok(v) => panic!("{call}: expected one of {want:?}, got OK {:?}", v.get_ref()),
+        Err(s) => assert!(want.contains(&s.code()), "{call}: {s:?}"),
+    }
+}
+
+const REFUSED: [Code; 2] = [Code::PermissionDenied, Code::Unauthenticated];
+
+#[test]
+fn cluster_secret_in_the_volume_secrets_reaches_the_master() {
+    let secret = format!("csi-e2e-{:016x}", rand::random::<u64>());
+    let local = Local::start(Some(&secret));
+    let dir = local.dir.path().to_path_buf();
+    let state = dir.join("state");
+    let rt = runtime();
+    let fs = rt
+        .block_on(FileSystem::connect(&local.client_config()))
+        .unwrap();
+    let _unmount = UnmountUnder(dir.clone());
+    PodView::shared_kubelet_dir(&dir);
+    // The plugin itself holds no secret: only the volumes' `secrets` reach the master.
+    let mut plugin = Plugin::start(&dir, &local.master, &state, &[]);
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    println!("== cluster secret from the CSI secrets ==");
+    let probe = ok(
+        "Probe(no secret)",
+        rt.block_on(c.identity.probe(ProbeRequest {})),
+    );
+    assert_eq!(probe.ready, Some(false), "the master refuses the plugin");
+
+    let create = create_req("pvc-secret", 8 * MIB, &[]);
+    code_in(
+        "CreateVolume(no secrets)",
+        rt.block_on(c.controller.create_volume(create.clone())),
+        &REFUSED,
+    );
+    let mut wrong = create.clone();
+    wrong.secrets = with_secret("not-the-secret");
+    code_in(
+        "CreateVolume(wrong clusterSecret)",
+        rt.block_on(c.controller.create_volume(wrong)),
+        &REFUSED,
+    );
+    let mut bad = create.clone();
+    bad.secrets = with_secret("caf\u{e9}");
+    code(
+        "CreateVolume(non-ASCII clusterSecret)",
+        rt.block_on(c.controller.create_volume(bad)),
+        Code::InvalidArgument,
+    );
+    let mut create = create;
+    create.secrets = with_secret(&secret);
+    let vol = ok(
+        "CreateVolume(clusterSecret)",
+        rt.block_on(c.controller.create_volume(create)),
+    )
+    .volume
+    .unwrap();
+    assert!(rt.block_on(fs.exists("/pvc/pvc-secret")).unwrap());
+    let mut validate = ValidateVolumeCapabilitiesRequest {
+        volume_id: vol.volume_id.clone(),
+        volume_context: vol.volume_context.clone(),
+        volume_capabilities: vec![mount_cap(Mode::MultiNodeMultiWriter)],
+        ..Default::default()
+    };
+    code_in(
+        "ValidateVolumeCapabilities(no secrets)",
+        rt.block_on(c.controller.validate_volume_capabilities(validate.clone())),
+        &REFUSED,
+    );
+    validate.secrets = with_secret(&secret);
+    ok(
+        "ValidateVolumeCapabilities(clusterSecret)",
+        rt.block_on(c.controller.validate_volume_capabilities(validate)),
+    );
+
+    // Staging makes the FUSE mount: without the secret the master refuses it, and nothing is
+    // left mounted or recorded.
+    let (staging, target, _) = kubelet_paths(&dir, "pv-secret");
+    code_in(
+        "NodeStageVolume(no secrets)",
+        rt.block_on(c.node.node_stage_volume(stage_req(&vol, &staging))),
+        &REFUSED,
+    );
+    let mut wrong = stage_req(&vol, &staging);
+    wrong.secrets = with_secret("not-the-secret");
+    code_in(
+        "NodeStageVolume(wrong clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(wrong)),
+        &REFUSED,
+    );
+    assert_eq!(mount_count(&staging), 0);
+    assert!(std::fs::read_dir(state.join("staged"))
+        .unwrap()
+        .next()
+        .is_none());
+    let mut stage = stage_req(&vol, &staging);
+    stage.secrets = with_secret(&secret);
+    ok(
+        "NodeStageVolume(clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(stage.clone())),
+    );
+    let mut publish = publish_req(&vol, &staging, &target, false);
+    publish.secrets = with_secret(&secret);
+    ok(
+        "NodePublishVolume",
+        rt.block_on(c.node.node_publish_volume(publish.clone())),
+    );
+    let body = data(300_000, 5);
+    std::fs::write(target.join("data.bin"), &body).unwrap();
+    assert_eq!(std::fs::read(target.join("data.bin")).unwrap(), body);
+    let st = rt
+        .block_on(fs.get_status("/pvc/pvc-secret/data.bin"))
+        .unwrap();
+    assert_eq!(st.length, body.len() as u64);
+    // NodeGetVolumeStats carries no secrets: it uses the one the volume was staged with.
+    let stats = ok(
+        "NodeGetVolumeStats",
+        rt.block_on(c.node.node_get_volume_stats(NodeGetVolumeStatsRequest {
+            volume_id: vol.volume_id.clone(),
+            volume_path: target.display().to_string(),
+            ..Default::default()
+        })),
+    );
+    assert_eq!(stats.usage[0].used, body.len() as i64);
+
+    // The staged record keeps the secret for recovery, readable by root alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state.join("staged")), 0o700);
+    let records: Vec<PathBuf> = std::fs::read_dir(state.join("staged"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(mode(&records[0]), 0o600);
+    assert!(std::fs::read_to_string(&records[0])
+        .unwrap()
+        .contains(&secret));
+
+    // kill -9: recovery re-mounts with the recorded secret, and the target reads again.
+    let view = PodView::new(&target, dir.join("kubelet/pod-secret-container/data"));
+    plugin.kill9();
+    assert!(std::fs::read(target.join("data.bin")).is_err());
+    plugin.spawn(&local.master, &state, &[]);
+    time_to_readable(&target.join("data.bin"), &body, Duration::from_secs(60));
+    time_to_readable(&view.path.join("data.bin"), &body, Duration::from_secs(10));
+    println!(
+        "   after kill -9 the restarted plugin re-mounted the volume with its recorded secret"
+    );
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    ok(
+        "NodeStageVolume(after restart, clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(stage.clone())),
+    );
+    drop(view);
+
+    // Staging again with another secret (rotated in the Kubernetes Secret) is the same volume:
+    // the live mount stays, and the record (recovery, stats) takes the newest secret.
+    let mut rotated = stage.clone();
+    rotated.secrets = with_secret("rotated-secret");
+    ok(
+        "NodeStageVolume(another clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(rotated)),
+    );
+    let record = std::fs::read_to_string(&records[0]).unwrap();
+    assert!(record.contains("rotated-secret") && !record.contains(&secret));
+    assert_eq!(mode(&records[0]), 0o600);
+    assert_eq!(std::fs::read(target.join("data.bin")).unwrap(), body);
+    let stats = NodeGetVolumeStatsRequest {
+        volume_id: vol.volume_id.clone(),
+        volume_path: target.display().to_string(),
+        ..Default::default()
+    };
+    code_in(
+        "NodeGetVolumeStats(recorded secret is now wrong)",
+        rt.block_on(c.node.node_get_volume_stats(stats.clone())),
+        &REFUSED,
+    );
+    ok(
+        "NodeStageVolume(clusterSecret again)",
+        rt.block_on(c.node.node_stage_volume(stage)),
+    );
+    ok(
+        "NodeGetVolumeStats(recorded secret is right again)",
+        rt.block_on(c.node.node_get_volume_stats(stats)),
+    );
+
+    ok(
+        "NodeUnpublishVolume",
+        rt.block_on(c.node.node_unpublish_volume(unpublish_req(&vol, &target))),
+    );
+    ok(
+        "NodeUnstageVolume",
+        rt.block_on(c.node.node_unstage_volume(unstage_req(&vol, &staging))),
+    );
+    assert_eq!(mount_count(&staging), 0);
+    let mut delete = DeleteVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        ..Default::default()
+    };
+    code_in(
+        "DeleteVolume(no secrets)",
+        rt.block_on(c.controller.delete_volume(delete.clone())),
+        &REFUSED,
+    );
+    delete.secrets = with_secret(&secret);
+    ok(
+        "DeleteVolume(clusterSecret)",
+        rt.block_on(c.controller.delete_volume(delete)),
+    );
+    assert!(!rt.block_on(fs.exists("/pvc/pvc-secret")).unwrap());
+    let log = plugin.log_text();
+    assert!(
+        !log.contains(&secret),
+        "the plugin logged the secret:\n{log}"
+    );
+    drop(plugin);
+
+    // The plugin's own secret (config or ALLUVIUM_SECURITY__CLUSTER_SECRET) serves volumes
+    // that bring none; a volume's own secret wins over it.
+    let (staging, _, _) = kubelet_paths(&dir, "pv-driver-secret");
+    let static_vol = Volume {
+        volume_id: "default/secret/datasets".into(),
+        volume_context: HashMap::from([("path".to_string(), "/datasets".to_string())]),
+        ..Default::default()
+    };
+    let mkdir = alluvium_client::CreateDirectoryOptions::from_config(fs.config());
+    rt.block_on(fs.create_directory("/datasets", mkdir))
+        .unwrap();
+    for (name, plugin_secret, volume_secret) in [
+        ("plugin's secret", secret.as_str(), None),
+        (
+            "wrong plugin secret, volume's secret",
+            "stale",
+            Some(&secret),
+        ),
+    ] {
+        let pdir = dir.join(name.replace([' ', '\'', ','], "-"));
+        let mut plugin = Plugin::start_with_env(
+            &pdir,
+            &local.master,
+            &pdir.join("state"),
+            &[],
+            &[("ALLUVIUM_SECURITY__CLUSTER_SECRET", plugin_secret)],
+        );
+        let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+        let ready = ok(
+            &format!("Probe({name})"),
+            rt.block_on(c.identity.probe(ProbeRequest {})),
+        )
+        .ready;
+        assert_eq!(ready, Some(volume_secret.is_none()));
+        let mut stage = stage_req(&static_vol, &staging);
+        if let Some(s) = volume_secret {
+            code_in(
+                &format!("NodeStageVolume({name}, no secrets)"),
+                rt.block_on(c.node.node_stage_volume(stage.clone())),
+                &REFUSED,
+            );
+            stage.secrets = with_secret(s);
+        }
+        ok(
+            &format!("NodeStageVolume({name})"),
+            rt.block_on(c.node.node_stage_volume(stage)),
+        );
+        assert_eq!(mount_count(&staging), 1);
+        ok(
+            &format!("NodeUnstageVolume({name})"),
+            rt.block_on(
+                c.node
+                    .node_unstage_volume(unstage_req(&static_vol, &staging)),
+            ),
+        );
+        assert_eq!(mount_count(&staging), 0);
+        assert!(!plugin.log_text().contains(&secret));
+    }
+    println!("== done ==");
+}
+
 /// The kernel answers stat(2) on a FUSE mount from its attribute cache without asking the
 /// daemon, so right after a crash a dead target still stats fine. Recovery must see through
 /// that (the kubelet stats volumes all the time, e.g. for NodeGetVolumeStats) and re-publish.

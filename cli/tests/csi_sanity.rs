@@ -153,3 +153,32 @@ fn csi_sanity_passes_against_a_local_cluster() {
     let local = Local::start(None);
     run_sanity(&kit, &local, "sanity", &[]);
 }
+
+/// The same suite against a cluster that requires a cluster secret, given to the driver only
+/// through the calls' `secrets` (`clusterSecret`), as Kubernetes passes a StorageClass's
+/// provisioner and node-stage Secrets.
+#[test]
+fn csi_sanity_passes_with_the_cluster_secret_in_secrets() {
+    let kit = kit();
+    let secret = format!("sanity-{:016x}", rand::random::<u64>());
+    let local = Local::start(Some(&secret));
+    let file = local.dir.path().join("secrets.yaml");
+    let entry = format!("  clusterSecret: \"{secret}\"\n");
+    let body: String = [
+        "CreateVolumeSecret",
+        "DeleteVolumeSecret",
+        "ControllerValidateVolumeCapabilitiesSecret",
+        "NodeStageVolumeSecret",
+        "NodePublishVolumeSecret",
+    ]
+    .iter()
+    .map(|k| format!("{k}:\n{entry}"))
+    .collect();
+    std::fs::write(&file, body).unwrap();
+    run_sanity(
+        &kit,
+        &local,
+        "sanity-secret",
+        &[&format!("--csi.secrets={}", file.display())],
+    );
+}
