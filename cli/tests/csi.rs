@@ -5,11 +5,12 @@
 //! Run: `cargo test -p alluvium-cli --test csi -- --nocapture --test-threads=1` (as root, with
 //! /dev/fuse).
 
+mod csi_support;
 mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alluvium_client::FileSystem;
@@ -21,110 +22,12 @@ use alluvium_proto::csi::v1::volume_capability::{
     AccessMode, AccessType, BlockVolume, MountVolume,
 };
 use alluvium_proto::csi::v1::*;
+use csi_support::{Local, Plugin, UnmountUnder};
 use support::*;
 use tonic::transport::Channel;
 use tonic::Code;
 
 const MIB: i64 = 1 << 20;
-
-/// A running `alluvium csi`, killed on drop.
-struct Plugin {
-    child: Option<Child>,
-    socket: PathBuf,
-    log: PathBuf,
-    metrics_port: u16,
-}
-
-impl Plugin {
-    fn start(dir: &Path, master: &str, state_dir: &Path, extra: &[&str]) -> Plugin {
-        std::fs::create_dir_all(dir).unwrap();
-        let socket = dir.join("plugin").join("csi.sock");
-        let log = dir.join("csi.log");
-        let metrics_port = free_port();
-        let mut p = Plugin {
-            child: None,
-            socket,
-            log,
-            metrics_port,
-        };
-        p.spawn(master, state_dir, extra);
-        p
-    }
-
-    fn spawn(&mut self, master: &str, state_dir: &Path, extra: &[&str]) {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .arg("csi")
-            .arg(format!("--endpoint=unix://{}", self.socket.display()))
-            .arg("--node-id=node-1")
-            .arg(format!("--state-dir={}", state_dir.display()))
-            .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
-            .arg(format!("--master={master}"))
-            .args(extra)
-            .env("ALLUVIUM_LOG", "info,alluvium_csi=debug")
-            .env_remove("ALLUVIUM_CONFIG")
-            .env_remove("ALLUVIUM_MASTER")
-            .env_remove("NODE_ID")
-            .env_remove("CSI_ENDPOINT")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn alluvium csi");
-        self.child = Some(child);
-    }
-
-    /// A channel once the socket answers (the plugin recovers mounts before it listens).
-    fn channel(&mut self, rt: &tokio::runtime::Runtime, timeout: Duration) -> Channel {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("alluvium csi exited ({status}):\n{}", self.log_text());
-            }
-            if self.socket.exists() {
-                if let Ok(ch) = rt.block_on(alluvium_csi::client::connect(&self.socket)) {
-                    return ch;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "alluvium csi did not listen on {} within {timeout:?}:\n{}",
-                self.socket.display(),
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL, as an OOM kill or a crash would.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn metrics(&self) -> String {
-        http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port)).expect("metrics")
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- alluvium csi log ----\n{}", self.log_text());
-        }
-        self.kill9();
-    }
-}
 
 struct Clients {
     identity: IdentityClient<Channel>,
@@ -792,6 +695,35 @@ fn invalid_and_missing_arguments_get_the_spec_codes() {
         })),
         Code::NotFound,
     );
+    // A path the volume is not at is NOT_FOUND, a relative one included (the spec's "volume
+    // does not exist on the specified volume_path"; csi-sanity sends "some/path").
+    for (call, volume_id, path) in [
+        (
+            "NodeGetVolumeStats(unknown volume, relative path)",
+            "nope",
+            "some/path",
+        ),
+        (
+            "NodeGetVolumeStats(staged volume, relative path)",
+            static_vol.volume_id.as_str(),
+            "some/path",
+        ),
+        (
+            "NodeGetVolumeStats(staged volume, a path it is not at)",
+            static_vol.volume_id.as_str(),
+            target.to_str().unwrap(),
+        ),
+    ] {
+        code(
+            call,
+            rt.block_on(c.node.node_get_volume_stats(NodeGetVolumeStatsRequest {
+                volume_id: volume_id.into(),
+                volume_path: path.into(),
+                ..Default::default()
+            })),
+            Code::NotFound,
+        );
+    }
     // A static volume has no recorded quota: its total is the cluster's capacity.
     let stats = ok(
         "NodeGetVolumeStats(static, staging path)",
@@ -897,12 +829,14 @@ fn run_mount(args: &[&str]) {
 fn time_to_readable(path: &Path, want: &[u8], timeout: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        if std::fs::read(path).is_ok_and(|b| b == want) {
-            return start.elapsed();
-        }
+        let last = match std::fs::read(path) {
+            Ok(b) if b == want => return start.elapsed(),
+            Ok(b) => format!("read {} bytes, not the {} expected", b.len(), want.len()),
+            Err(e) => e.to_string(),
+        };
         assert!(
             start.elapsed() < timeout,
-            "{} not readable within {timeout:?}",
+            "{} not readable within {timeout:?}: {last}",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -1027,22 +961,375 @@ fn published_volumes_survive_a_plugin_kill_9() {
     println!("== done ==");
 }
 
-/// Lazily unmounts whatever is still mounted under a test's directory (deepest first), so a
-/// failing test leaves no mounts behind and its temp dir can be removed.
-struct UnmountUnder(PathBuf);
+/// `secrets` carrying `clusterSecret`, as Kubernetes fills them from a StorageClass's
+/// provisioner/node-stage Secret.
+fn with_secret(secret: &str) -> HashMap<String, String> {
+    HashMap::from([("clusterSecret".to_string(), secret.to_string())])
+}
 
-impl Drop for UnmountUnder {
-    fn drop(&mut self) {
-        let prefix = self.0.to_str().unwrap().to_string();
-        let mut points: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(String::from))
-            .filter(|p| p.starts_with(&prefix))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount").arg("-l").arg(&p).status();
-        }
+fn code_in<T: std::fmt::Debug>(
+    call: &str,
+    r: Result<tonic::Response<T>, tonic::Status>,
+    want: &[Code],
+) {
+    show(call, &r);
+    match r {
+        Ok(v) => panic!("{call}: expected one of {want:?}, got OK {:?}", v.get_ref()),
+        Err(s) => assert!(want.contains(&s.code()), "{call}: {s:?}"),
     }
+}
+
+const REFUSED: [Code; 2] = [Code::PermissionDenied, Code::Unauthenticated];
+
+#[test]
+fn cluster_secret_in_the_volume_secrets_reaches_the_master() {
+    let secret = format!("csi-e2e-{:016x}", rand::random::<u64>());
+    let local = Local::start(Some(&secret));
+    let dir = local.dir.path().to_path_buf();
+    let state = dir.join("state");
+    let rt = runtime();
+    let fs = rt
+        .block_on(FileSystem::connect(&local.client_config()))
+        .unwrap();
+    let _unmount = UnmountUnder(dir.clone());
+    PodView::shared_kubelet_dir(&dir);
+    // The plugin itself holds no secret: only the volumes' `secrets` reach the master.
+    let mut plugin = Plugin::start(&dir, &local.master, &state, &[]);
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    println!("== cluster secret from the CSI secrets ==");
+    let probe = ok(
+        "Probe(no secret)",
+        rt.block_on(c.identity.probe(ProbeRequest {})),
+    );
+    assert_eq!(probe.ready, Some(false), "the master refuses the plugin");
+
+    let create = create_req("pvc-secret", 8 * MIB, &[]);
+    code_in(
+        "CreateVolume(no secrets)",
+        rt.block_on(c.controller.create_volume(create.clone())),
+        &REFUSED,
+    );
+    let mut wrong = create.clone();
+    wrong.secrets = with_secret("not-the-secret");
+    code_in(
+        "CreateVolume(wrong clusterSecret)",
+        rt.block_on(c.controller.create_volume(wrong)),
+        &REFUSED,
+    );
+    let mut bad = create.clone();
+    bad.secrets = with_secret("caf\u{e9}");
+    code(
+        "CreateVolume(non-ASCII clusterSecret)",
+        rt.block_on(c.controller.create_volume(bad)),
+        Code::InvalidArgument,
+    );
+    let mut create = create;
+    create.secrets = with_secret(&secret);
+    let vol = ok(
+        "CreateVolume(clusterSecret)",
+        rt.block_on(c.controller.create_volume(create)),
+    )
+    .volume
+    .unwrap();
+    assert!(rt.block_on(fs.exists("/pvc/pvc-secret")).unwrap());
+    let mut validate = ValidateVolumeCapabilitiesRequest {
+        volume_id: vol.volume_id.clone(),
+        volume_context: vol.volume_context.clone(),
+        volume_capabilities: vec![mount_cap(Mode::MultiNodeMultiWriter)],
+        ..Default::default()
+    };
+    code_in(
+        "ValidateVolumeCapabilities(no secrets)",
+        rt.block_on(c.controller.validate_volume_capabilities(validate.clone())),
+        &REFUSED,
+    );
+    validate.secrets = with_secret(&secret);
+    ok(
+        "ValidateVolumeCapabilities(clusterSecret)",
+        rt.block_on(c.controller.validate_volume_capabilities(validate)),
+    );
+
+    // Staging makes the FUSE mount: without the secret the master refuses it, and nothing is
+    // left mounted or recorded.
+    let (staging, target, _) = kubelet_paths(&dir, "pv-secret");
+    code_in(
+        "NodeStageVolume(no secrets)",
+        rt.block_on(c.node.node_stage_volume(stage_req(&vol, &staging))),
+        &REFUSED,
+    );
+    let mut wrong = stage_req(&vol, &staging);
+    wrong.secrets = with_secret("not-the-secret");
+    code_in(
+        "NodeStageVolume(wrong clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(wrong)),
+        &REFUSED,
+    );
+    assert_eq!(mount_count(&staging), 0);
+    assert!(std::fs::read_dir(state.join("staged"))
+        .unwrap()
+        .next()
+        .is_none());
+    let mut stage = stage_req(&vol, &staging);
+    stage.secrets = with_secret(&secret);
+    ok(
+        "NodeStageVolume(clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(stage.clone())),
+    );
+    let mut publish = publish_req(&vol, &staging, &target, false);
+    publish.secrets = with_secret(&secret);
+    ok(
+        "NodePublishVolume",
+        rt.block_on(c.node.node_publish_volume(publish.clone())),
+    );
+    let body = data(300_000, 5);
+    std::fs::write(target.join("data.bin"), &body).unwrap();
+    assert_eq!(std::fs::read(target.join("data.bin")).unwrap(), body);
+    let st = rt
+        .block_on(fs.get_status("/pvc/pvc-secret/data.bin"))
+        .unwrap();
+    assert_eq!(st.length, body.len() as u64);
+    // NodeGetVolumeStats carries no secrets: it uses the one the volume was staged with.
+    let stats = ok(
+        "NodeGetVolumeStats",
+        rt.block_on(c.node.node_get_volume_stats(NodeGetVolumeStatsRequest {
+            volume_id: vol.volume_id.clone(),
+            volume_path: target.display().to_string(),
+            ..Default::default()
+        })),
+    );
+    assert_eq!(stats.usage[0].used, body.len() as i64);
+
+    // The staged record keeps the secret for recovery, readable by root alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state.join("staged")), 0o700);
+    let records: Vec<PathBuf> = std::fs::read_dir(state.join("staged"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(mode(&records[0]), 0o600);
+    assert!(std::fs::read_to_string(&records[0])
+        .unwrap()
+        .contains(&secret));
+
+    // kill -9: recovery re-mounts with the recorded secret, and the target reads again.
+    let view = PodView::new(&target, dir.join("kubelet/pod-secret-container/data"));
+    plugin.kill9();
+    assert!(std::fs::read(target.join("data.bin")).is_err());
+    plugin.spawn(&local.master, &state, &[]);
+    time_to_readable(&target.join("data.bin"), &body, Duration::from_secs(60));
+    time_to_readable(&view.path.join("data.bin"), &body, Duration::from_secs(10));
+    println!(
+        "   after kill -9 the restarted plugin re-mounted the volume with its recorded secret"
+    );
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    ok(
+        "NodeStageVolume(after restart, clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(stage.clone())),
+    );
+    drop(view);
+
+    // Staging again with another secret (rotated in the Kubernetes Secret) is the same volume:
+    // the live mount stays, and the record (recovery, stats) takes the newest secret.
+    let mut rotated = stage.clone();
+    rotated.secrets = with_secret("rotated-secret");
+    ok(
+        "NodeStageVolume(another clusterSecret)",
+        rt.block_on(c.node.node_stage_volume(rotated)),
+    );
+    let record = std::fs::read_to_string(&records[0]).unwrap();
+    assert!(record.contains("rotated-secret") && !record.contains(&secret));
+    assert_eq!(mode(&records[0]), 0o600);
+    assert_eq!(std::fs::read(target.join("data.bin")).unwrap(), body);
+    let stats = NodeGetVolumeStatsRequest {
+        volume_id: vol.volume_id.clone(),
+        volume_path: target.display().to_string(),
+        ..Default::default()
+    };
+    code_in(
+        "NodeGetVolumeStats(recorded secret is now wrong)",
+        rt.block_on(c.node.node_get_volume_stats(stats.clone())),
+        &REFUSED,
+    );
+    ok(
+        "NodeStageVolume(clusterSecret again)",
+        rt.block_on(c.node.node_stage_volume(stage)),
+    );
+    ok(
+        "NodeGetVolumeStats(recorded secret is right again)",
+        rt.block_on(c.node.node_get_volume_stats(stats)),
+    );
+
+    ok(
+        "NodeUnpublishVolume",
+        rt.block_on(c.node.node_unpublish_volume(unpublish_req(&vol, &target))),
+    );
+    ok(
+        "NodeUnstageVolume",
+        rt.block_on(c.node.node_unstage_volume(unstage_req(&vol, &staging))),
+    );
+    assert_eq!(mount_count(&staging), 0);
+    let mut delete = DeleteVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        ..Default::default()
+    };
+    code_in(
+        "DeleteVolume(no secrets)",
+        rt.block_on(c.controller.delete_volume(delete.clone())),
+        &REFUSED,
+    );
+    delete.secrets = with_secret(&secret);
+    ok(
+        "DeleteVolume(clusterSecret)",
+        rt.block_on(c.controller.delete_volume(delete)),
+    );
+    assert!(!rt.block_on(fs.exists("/pvc/pvc-secret")).unwrap());
+    let log = plugin.log_text();
+    assert!(
+        !log.contains(&secret),
+        "the plugin logged the secret:\n{log}"
+    );
+    drop(plugin);
+
+    // The plugin's own secret (config or ALLUVIUM_SECURITY__CLUSTER_SECRET) serves volumes
+    // that bring none; a volume's own secret wins over it.
+    let (staging, _, _) = kubelet_paths(&dir, "pv-driver-secret");
+    let static_vol = Volume {
+        volume_id: "default/secret/datasets".into(),
+        volume_context: HashMap::from([("path".to_string(), "/datasets".to_string())]),
+        ..Default::default()
+    };
+    let mkdir = alluvium_client::CreateDirectoryOptions::from_config(fs.config());
+    rt.block_on(fs.create_directory("/datasets", mkdir))
+        .unwrap();
+    for (name, plugin_secret, volume_secret) in [
+        ("plugin's secret", secret.as_str(), None),
+        (
+            "wrong plugin secret, volume's secret",
+            "stale",
+            Some(&secret),
+        ),
+    ] {
+        let pdir = dir.join(name.replace([' ', '\'', ','], "-"));
+        let mut plugin = Plugin::start_with_env(
+            &pdir,
+            &local.master,
+            &pdir.join("state"),
+            &[],
+            &[("ALLUVIUM_SECURITY__CLUSTER_SECRET", plugin_secret)],
+        );
+        let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+        let ready = ok(
+            &format!("Probe({name})"),
+            rt.block_on(c.identity.probe(ProbeRequest {})),
+        )
+        .ready;
+        assert_eq!(ready, Some(volume_secret.is_none()));
+        let mut stage = stage_req(&static_vol, &staging);
+        if let Some(s) = volume_secret {
+            code_in(
+                &format!("NodeStageVolume({name}, no secrets)"),
+                rt.block_on(c.node.node_stage_volume(stage.clone())),
+                &REFUSED,
+            );
+            stage.secrets = with_secret(s);
+        }
+        ok(
+            &format!("NodeStageVolume({name})"),
+            rt.block_on(c.node.node_stage_volume(stage)),
+        );
+        assert_eq!(mount_count(&staging), 1);
+        ok(
+            &format!("NodeUnstageVolume({name})"),
+            rt.block_on(
+                c.node
+                    .node_unstage_volume(unstage_req(&static_vol, &staging)),
+            ),
+        );
+        assert_eq!(mount_count(&staging), 0);
+        assert!(!plugin.log_text().contains(&secret));
+    }
+    println!("== done ==");
+}
+
+/// The kernel answers stat(2) on a FUSE mount from its attribute cache without asking the
+/// daemon, so right after a crash a dead target still stats fine. Recovery must see through
+/// that (the kubelet stats volumes all the time, e.g. for NodeGetVolumeStats) and re-publish.
+#[test]
+fn recovery_is_not_fooled_by_cached_attributes_of_a_dead_mount() {
+    let local = Local::start(None);
+    let dir = local.dir.path().to_path_buf();
+    let state = dir.join("state");
+    let rt = runtime();
+    let _unmount = UnmountUnder(dir.clone());
+    let mut plugin = Plugin::start(&dir, &local.master, &state, &[]);
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    println!("== recovery with warm attribute caches ==");
+    // A long attribute cache makes the window the whole test, not a second.
+    let params = [("mountOptions", "attr_timeout=60s,entry_timeout=60s")];
+    let vol = ok(
+        "CreateVolume(pvc-cached, attr_timeout=60s)",
+        rt.block_on(
+            c.controller
+                .create_volume(create_req("pvc-cached", MIB, &params)),
+        ),
+    )
+    .volume
+    .unwrap();
+    let (staging, target, _) = kubelet_paths(&dir, "pv-cached");
+    ok(
+        "NodeStageVolume",
+        rt.block_on(c.node.node_stage_volume(stage_req(&vol, &staging))),
+    );
+    ok(
+        "NodePublishVolume",
+        rt.block_on(
+            c.node
+                .node_publish_volume(publish_req(&vol, &staging, &target, false)),
+        ),
+    );
+    std::fs::write(target.join("f.txt"), b"cached\n").unwrap();
+    let stats = NodeGetVolumeStatsRequest {
+        volume_id: vol.volume_id.clone(),
+        volume_path: target.display().to_string(),
+        ..Default::default()
+    };
+    ok(
+        "NodeGetVolumeStats",
+        rt.block_on(c.node.node_get_volume_stats(stats.clone())),
+    );
+    // What the kubelet's own stat does: the target's attributes are now in the kernel's cache.
+    std::fs::metadata(&target).unwrap();
+
+    plugin.kill9();
+    assert!(
+        std::fs::metadata(&target).is_ok(),
+        "the dead target still stats fine from the kernel's cache"
+    );
+    let err = std::fs::read(target.join("f.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(107), "ENOTCONN expected: {err}");
+    plugin.spawn(&local.master, &state, &[]);
+    let took = time_to_readable(&target.join("f.txt"), b"cached\n", Duration::from_secs(20));
+    println!(
+        "   target readable again {:.1} ms after the restart",
+        took.as_secs_f64() * 1000.0
+    );
+    let mut c = Clients::new(plugin.channel(&rt, Duration::from_secs(30)));
+    let stats = ok(
+        "NodeGetVolumeStats(after restart)",
+        rt.block_on(c.node.node_get_volume_stats(stats)),
+    );
+    assert!(!stats.volume_condition.unwrap().abnormal);
+    ok(
+        "NodeUnpublishVolume",
+        rt.block_on(c.node.node_unpublish_volume(unpublish_req(&vol, &target))),
+    );
+    ok(
+        "NodeUnstageVolume",
+        rt.block_on(c.node.node_unstage_volume(unstage_req(&vol, &staging))),
+    );
+    assert_eq!(mount_count(&staging), 0);
+    assert_eq!(mount_count(&target), 0);
+    println!("== done ==");
 }

@@ -8,6 +8,9 @@
 //! (`capacityBytes`), and is what NodeGetVolumeStats reports as the volume's total. It is not
 //! enforced on writes.
 //!
+//! The master connection carries the cluster secret of the request's `secrets` map when it has
+//! one (the StorageClass's provisioner secret, see [`crate::secrets`]), else the plugin's own.
+//!
 //! The record is claimed first (creating a file is atomic on the master and fails if it exists),
 //! then the directory is made; deletion goes the other way round. A crash between two steps
 //! leaves a state the next call of either RPC completes.
@@ -35,6 +38,7 @@ use tonic::{Request, Response, Status};
 use crate::masters::Masters;
 use crate::metrics::CsiMetrics;
 use crate::params::{self, AccessOptions, ProvisionParams, VolumeId, VolumeSpec};
+use crate::secrets::ClusterSecret;
 use crate::{invalid, status};
 
 /// Folder of the capacity records, beside the volumes under `basePath`.
@@ -190,6 +194,7 @@ impl ControllerService {
         }
         let (capacity, required, limit) = capacity_of(req.capacity_range.as_ref())?;
         let p = ProvisionParams::parse(&req.parameters)?;
+        let secret = ClusterSecret::from_secrets(&req.secrets)?;
         let master = p
             .master
             .clone()
@@ -197,7 +202,11 @@ impl ControllerService {
         let path = join(&p.base_path, &req.name);
         let record = record_path(&path);
         let _guard = self.lock.lock().await;
-        let fs = self.masters.get(&master).await.map_err(status)?;
+        let fs = self
+            .masters
+            .get(&master, secret.as_ref())
+            .await
+            .map_err(status)?;
 
         let fresh = VolumeRecord {
             name: req.name.clone(),
@@ -279,8 +288,13 @@ impl ControllerService {
         let Some(id) = VolumeId::parse(&req.volume_id) else {
             return Ok(DeleteVolumeResponse {});
         };
+        let secret = ClusterSecret::from_secrets(&req.secrets)?;
         let _guard = self.lock.lock().await;
-        let fs = self.masters.get(&id.master).await.map_err(status)?;
+        let fs = self
+            .masters
+            .get(&id.master, secret.as_ref())
+            .await
+            .map_err(status)?;
         let record = record_path(&id.path);
         if !fs
             .exists(&record)
@@ -318,6 +332,7 @@ impl ControllerService {
         if req.volume_capabilities.is_empty() {
             return Err(invalid("volume_capabilities is required"));
         }
+        let secret = ClusterSecret::from_secrets(&req.secrets)?;
         // Provisioned volumes exist while their record does; static ones while their path does.
         let (master, probe_path) = match VolumeId::parse(&req.volume_id) {
             Some(id) => (id.master.clone(), record_path(&id.path)),
@@ -331,7 +346,11 @@ impl ControllerService {
                 (spec.master, spec.path)
             }
         };
-        let fs = self.masters.get(&master).await.map_err(status)?;
+        let fs = self
+            .masters
+            .get(&master, secret.as_ref())
+            .await
+            .map_err(status)?;
         if !fs
             .exists(&probe_path)
             .await

@@ -14,6 +14,13 @@
 //! The FUSE mounts live in this process, so they die with it; recovery re-mounts them and stacks
 //! fresh bind mounts over the dead ones, which propagate into pods that mount the volume with
 //! `mountPropagation: HostToContainer`.
+//!
+//! A master that requires a cluster secret (`security.cluster_secret`) gets it from the volume:
+//! the key `clusterSecret` of the CSI `secrets` map, which Kubernetes fills from the Secrets a
+//! StorageClass names (`csi.storage.k8s.io/provisioner-secret-name`/`-namespace`,
+//! `csi.storage.k8s.io/node-stage-secret-name`/`-namespace`) or a PV's `nodeStageSecretRef`.
+//! Volumes without one use the plugin's own (`security.cluster_secret` in its config file, or
+//! `ALLUVIUM_SECURITY__CLUSTER_SECRET`). See [`secrets`].
 
 pub mod client;
 pub mod controller;
@@ -24,6 +31,7 @@ pub mod mounts;
 pub mod node;
 pub mod params;
 pub mod recovery;
+pub mod secrets;
 mod server;
 pub mod state;
 
@@ -31,6 +39,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use alluvium_common::{Config, Error, Result};
+
+use crate::secrets::ClusterSecret;
 
 pub use server::{endpoint_path, run};
 
@@ -120,9 +130,13 @@ pub(crate) fn invalid(msg: impl Into<String>) -> tonic::Status {
     tonic::Status::invalid_argument(msg)
 }
 
-/// The config a volume on `master` is served with: the plugin's own, pointed at that master.
-pub(crate) fn config_for(base: &Config, master: &str) -> Config {
+/// The config a volume on `master` is served with: the plugin's own, pointed at that master,
+/// with the volume's cluster secret in place of the plugin's when it has one.
+pub(crate) fn config_for(base: &Config, master: &str, secret: Option<&ClusterSecret>) -> Config {
     let mut c = base.clone();
     c.master_address = master.to_string();
+    if let Some(s) = secret {
+        c.security.cluster_secret = s.expose().to_string();
+    }
     c
 }

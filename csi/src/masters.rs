@@ -1,5 +1,6 @@
-//! One client per master address: volumes of several Alluvium clusters can be served by one
-//! plugin (each StorageClass or static PV names its master).
+//! One client per master address and cluster secret: volumes of several Alluvium clusters can be
+//! served by one plugin (each StorageClass or static PV names its master, and may bring that
+//! cluster's secret, see [`crate::secrets`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use alluvium_common::{Config, Error, ErrorCode, Result};
 use parking_lot::Mutex;
 
 use crate::config_for;
+use crate::secrets::ClusterSecret;
 
 /// How long the controller and stats calls keep retrying an unreachable master before they
 /// answer UNAVAILABLE (the CO retries them anyway).
@@ -19,7 +21,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Masters {
     base: Config,
-    clients: Mutex<HashMap<String, FileSystem>>,
+    /// Keyed by master and the volume's own secret (`None`: the plugin's), so a volume never
+    /// borrows a connection made with another volume's secret.
+    clients: Mutex<HashMap<(String, Option<ClusterSecret>), FileSystem>>,
 }
 
 impl Masters {
@@ -39,22 +43,19 @@ impl Masters {
         &self.base.master_address
     }
 
-    /// The client for `master` (connections are made on first use).
-    pub async fn get(&self, master: &str) -> Result<FileSystem> {
-        if let Some(fs) = self.clients.lock().get(master) {
+    /// The client for `master`, carrying `secret` when given, else the plugin's own secret
+    /// (connections are made on first use).
+    pub async fn get(&self, master: &str, secret: Option<&ClusterSecret>) -> Result<FileSystem> {
+        let key = (master.to_string(), secret.cloned());
+        if let Some(fs) = self.clients.lock().get(&key) {
             return Ok(fs.clone());
         }
-        let mut config = config_for(&self.base, master);
+        let mut config = config_for(&self.base, master, secret);
         config.client.retry_duration = CALL_RETRY;
         let fs = FileSystem::connect(&config)
             .await
             .map_err(|e| e.context(format!("master {master}")))?;
-        Ok(self
-            .clients
-            .lock()
-            .entry(master.to_string())
-            .or_insert(fs)
-            .clone())
+        Ok(self.clients.lock().entry(key).or_insert(fs).clone())
     }
 
     /// Whether the default master answers now (a fresh client with no retries, bounded).

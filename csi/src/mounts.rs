@@ -22,15 +22,48 @@ pub enum Health {
 }
 
 /// Health of `path`.
+///
+/// A plain stat(2) is not enough: the kernel answers it on a FUSE mount from its attribute cache
+/// (`attr_timeout`, 1 s by default) without asking the daemon, so a mount whose daemon died a
+/// moment ago still looks alive, and recovery would leave it dead. statx(2) with
+/// `AT_STATX_FORCE_SYNC` makes FUSE ask the daemon every time (a GETATTR, as a stat with a cold
+/// cache would); other file systems answer as for stat.
 pub fn health(path: &Path) -> Health {
-    match std::fs::metadata(path) {
-        Ok(_) => Health::Live,
-        Err(e) => match e.raw_os_error() {
-            Some(libc::ENOTCONN) | Some(libc::ECONNABORTED) => Health::Dead,
-            Some(libc::ENOENT) => Health::Missing,
-            Some(code) => Health::Error(code),
-            None => Health::Error(libc::EIO),
+    let Ok(c) = cpath(path) else {
+        return Health::Error(libc::EINVAL);
+    };
+    // SAFETY: an all-zero statx is a valid value of the plain-data struct.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: valid NUL-terminated path and a buffer of the right type, both alive for the call.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_STATX_FORCE_SYNC,
+            libc::STATX_TYPE,
+            &mut buf,
+        )
+    };
+    if rc == 0 {
+        return Health::Live;
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        // Kernels before 4.11 have no statx: stat is the best there is.
+        Some(libc::ENOSYS) => match std::fs::metadata(path) {
+            Ok(_) => Health::Live,
+            Err(e) => failed(e.raw_os_error()),
         },
+        errno => failed(errno),
+    }
+}
+
+/// The health a failed stat of a path tells.
+fn failed(errno: Option<i32>) -> Health {
+    match errno {
+        Some(libc::ENOTCONN) | Some(libc::ECONNABORTED) => Health::Dead,
+        Some(libc::ENOENT) => Health::Missing,
+        Some(code) => Health::Error(code),
+        None => Health::Error(libc::EIO),
     }
 }
 

@@ -4,6 +4,9 @@
 //!   served by this process ([`alluvium_client::fuse::mount_background`]).
 //! - `NodePublishVolume`: a bind mount of the staging path on the pod's target path, made
 //!   read-only by a remount when the CO asks for it or the access mode only reads.
+//! - The FUSE mount's master connections carry the cluster secret of NodeStageVolume's
+//!   `secrets` when it has one ([`crate::secrets`]); the staged record keeps it for recovery and
+//!   NodeGetVolumeStats.
 //! - Every stage and publish is recorded in the state directory before the mount is made and
 //!   forgotten after it is gone, so [`crate::recovery`] knows what to bring back after a restart.
 //!
@@ -35,6 +38,7 @@ use crate::masters::Masters;
 use crate::metrics::CsiMetrics;
 use crate::mounts::{self, Health};
 use crate::params::{self, VolumeSpec};
+use crate::secrets::ClusterSecret;
 use crate::state::{PublishedRecord, StagedRecord, StateDir};
 use crate::{config_for, invalid, status, TOPOLOGY_NODE_KEY};
 
@@ -68,7 +72,11 @@ impl NodeInner {
     /// Mounts a staged record's volume (blocking work on the blocking pool). A dead or leftover
     /// mount at the staging path is detached first, so mounts never pile up there.
     pub async fn mount_staged(&self, rec: &StagedRecord) -> Result<FuseMountHandle> {
-        let config = config_for(self.masters.base(), &rec.master);
+        let config = config_for(
+            self.masters.base(),
+            &rec.master,
+            rec.cluster_secret.as_ref(),
+        );
         let opts = FuseOptions::parse(&rec.fuse_options)?;
         let rec = rec.clone();
         tokio::task::spawn_blocking(move || {
@@ -146,6 +154,7 @@ impl NodeService {
             self.inner.masters.default_master(),
         )?;
         let read_only = params::read_only_mode(cap);
+        let cluster_secret = ClusterSecret::from_secrets(&req.secrets)?;
         let rec = StagedRecord {
             volume_id: volume_id.to_string(),
             staging_path: staging.clone(),
@@ -153,10 +162,11 @@ impl NodeService {
             path: spec.path.clone(),
             fuse_options: spec.fuse_option_strings(&params::mount_flags(cap), read_only),
             capacity_bytes: spec.capacity_bytes,
+            cluster_secret,
         };
         let inner = &self.inner;
         let mut t = inner.table.lock().await;
-        if let Some(s) = t.staged.get(volume_id) {
+        if let Some(s) = t.staged.get_mut(volume_id) {
             if s.rec.staging_path != staging {
                 return Err(Status::already_exists(format!(
                     "volume {volume_id} is staged at {}, not {}",
@@ -164,7 +174,7 @@ impl NodeService {
                     staging.display()
                 )));
             }
-            if s.rec != rec {
+            if !s.rec.same_mount(&rec) {
                 return Err(Status::already_exists(format!(
                     "volume {volume_id} is staged at {} with another capability or context",
                     staging.display()
@@ -173,6 +183,12 @@ impl NodeService {
             if s.handle.as_ref().is_some_and(|h| h.is_active())
                 && mounts::health(&staging) == Health::Live
             {
+                if s.rec.cluster_secret != rec.cluster_secret {
+                    // A rotated secret: the live mount keeps its connections, recovery and
+                    // stats use the new one from now on.
+                    inner.state.save_staged(&rec).map_err(status)?;
+                    s.rec = rec;
+                }
                 return Ok(());
             }
             // Recorded but not up (recovery has not managed yet): mount it now.
@@ -259,6 +275,9 @@ impl NodeService {
         let staging = absolute(&req.staging_target_path, "staging_target_path")?;
         let target = absolute(&req.target_path, "target_path")?;
         let cap = params::require_capability(req.volume_capability.as_ref())?;
+        // A bind mount needs no master: the staging mount holds the volume's connections. A
+        // malformed secret is still refused, as in every call that takes one.
+        ClusterSecret::from_secrets(&req.secrets)?;
         let inner = &self.inner;
         let mut t = inner.table.lock().await;
         let Some(staged) = t.staged.get(volume_id) else {
@@ -366,7 +385,9 @@ impl NodeService {
         req: NodeGetVolumeStatsRequest,
     ) -> std::result::Result<NodeGetVolumeStatsResponse, Status> {
         let volume_id = required(&req.volume_id, "volume_id")?;
-        let volume_path = absolute(&req.volume_path, "volume_path")?;
+        // Not `absolute`: a relative path is a path the volume is not at (NOT_FOUND, as the spec
+        // and csi-sanity want), not a malformed request. It matches no recorded path below.
+        let volume_path = PathBuf::from(required(&req.volume_path, "volume_path")?);
         let rec = {
             let t = self.inner.table.lock().await;
             let Some(s) = t.staged.get(volume_id) else {
@@ -406,7 +427,12 @@ impl NodeService {
                 message: format!("stat failed: {}", std::io::Error::from_raw_os_error(code)),
             },
         };
-        let fs = self.inner.masters.get(&rec.master).await.map_err(status)?;
+        let fs = self
+            .inner
+            .masters
+            .get(&rec.master, rec.cluster_secret.as_ref())
+            .await
+            .map_err(status)?;
         let (used, files) = usage(&fs, &rec.path)
             .await
             .map_err(|e| status(e.context(format!("NodeGetVolumeStats {volume_id}"))))?;

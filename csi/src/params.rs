@@ -8,6 +8,9 @@
 //! - `readType`, `writeType`: Alluvium read/write types of files used through the volume.
 //! - `mountOptions`: FUSE options (`alluvium fuse mount -o` syntax), comma-separated.
 //! - `capacityBytes` (volume context of provisioned volumes): the recorded quota.
+//!
+//! The cluster secret is not a parameter (parameters are not secret): it comes in the calls'
+//! `secrets` map, see [`crate::secrets`].
 
 use std::collections::HashMap;
 
