@@ -18,7 +18,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alluvium_client::{CreateDirectoryOptions, CreateFileOptions, DeleteOptions, FileSystem};
+use alluvium_client::{
+    CreateDirectoryOptions, CreateFileOptions, DeleteOptions, FileSystem, SetAttributeOptions,
+};
 use alluvium_common::path::{join, name, parent};
 use alluvium_common::{Error, ErrorCode};
 use alluvium_proto::csi::v1::controller_server::Controller;
@@ -254,6 +256,16 @@ impl ControllerService {
         )
         .await
         .map_err(|e| map_err("CreateVolume: making the volume directory", e))?;
+        // Exact bits (the client's umask applied to the line above): pods of any uid write.
+        fs.set_attribute(
+            &path,
+            SetAttributeOptions {
+                mode: Some(p.directory_mode),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| map_err("CreateVolume: setting the volume directory's mode", e))?;
         let id = VolumeId {
             master: master.clone(),
             path: path.clone(),

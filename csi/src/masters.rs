@@ -65,7 +65,12 @@ impl Masters {
         config.client.rpc_timeout = PROBE_TIMEOUT;
         let fs = FileSystem::connect(&config).await?;
         match tokio::time::timeout(PROBE_TIMEOUT, fs.master_info()).await {
-            Ok(r) => r.map(|_| ()),
+            Ok(Ok(_)) => Ok(()),
+            // A master that refuses the plugin's own (absent) secret answered: it is reachable,
+            // and volumes bring their cluster's secret with them. external-provisioner waits
+            // for a ready Probe before it serves anything, so this must not read as "down".
+            Ok(Err(e)) if e.code == ErrorCode::PermissionDenied => Ok(()),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::new(
                 ErrorCode::DeadlineExceeded,
                 format!(

@@ -31,6 +31,12 @@ pub const READ_TYPE: &str = "readType";
 pub const WRITE_TYPE: &str = "writeType";
 pub const MOUNT_OPTIONS: &str = "mountOptions";
 pub const CAPACITY_BYTES: &str = "capacityBytes";
+pub const DIRECTORY_MODE: &str = "directoryMode";
+
+/// Permission bits of a provisioned volume's directory when the StorageClass says none: any pod
+/// using the PVC may write, whatever uid it runs as (as NFS provisioners do). A StorageClass
+/// can narrow it (`directoryMode: "0770"`).
+pub const DEFAULT_DIRECTORY_MODE: u32 = 0o777;
 
 /// Parent of provisioned volumes when the StorageClass names no `basePath`.
 pub const DEFAULT_BASE_PATH: &str = "/pvc";
@@ -135,12 +141,21 @@ pub struct ProvisionParams {
     pub master: Option<String>,
     pub base_path: String,
     pub access: AccessOptions,
+    /// Mode of the volume's directory.
+    pub directory_mode: u32,
 }
 
 impl ProvisionParams {
     pub fn parse(m: &HashMap<String, String>) -> Result<Self, Status> {
         for k in m.keys() {
-            let known = [MASTER, BASE_PATH, READ_TYPE, WRITE_TYPE, MOUNT_OPTIONS];
+            let known = [
+                MASTER,
+                BASE_PATH,
+                READ_TYPE,
+                WRITE_TYPE,
+                MOUNT_OPTIONS,
+                DIRECTORY_MODE,
+            ];
             if !known.contains(&k.as_str()) && !k.starts_with(RESERVED_PREFIX) {
                 return Err(invalid(format!(
                     "unknown StorageClass parameter {k:?} (known: {})",
@@ -151,10 +166,22 @@ impl ProvisionParams {
         let base_path = non_empty(m, BASE_PATH).unwrap_or_else(|| DEFAULT_BASE_PATH.into());
         let base_path =
             normalize(&base_path).map_err(|e| invalid(format!("{BASE_PATH}: {}", e.message)))?;
+        let directory_mode = match non_empty(m, DIRECTORY_MODE) {
+            None => DEFAULT_DIRECTORY_MODE,
+            Some(v) => u32::from_str_radix(&v, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{DIRECTORY_MODE} {v:?}: expected octal permission bits such as 0770"
+                    ))
+                })?,
+        };
         Ok(Self {
             master: non_empty(m, MASTER),
             base_path,
             access: AccessOptions::from_map(m)?,
+            directory_mode,
         })
     }
 }
@@ -364,6 +391,24 @@ mod tests {
         assert!(ProvisionParams::parse(&bad).is_err());
         let bad = HashMap::from([("mountOptions".to_string(), "threads=0".to_string())]);
         assert!(ProvisionParams::parse(&bad).is_err());
+    }
+
+    /// A provisioned volume's directory is writable by pods of any uid unless the StorageClass
+    /// narrows it; a mode that is not octal bits is refused.
+    #[test]
+    fn directory_mode_defaults_to_world_writable_and_is_checked() {
+        assert_eq!(
+            ProvisionParams::parse(&HashMap::new())
+                .unwrap()
+                .directory_mode,
+            0o777
+        );
+        let m = HashMap::from([("directoryMode".to_string(), "0770".to_string())]);
+        assert_eq!(ProvisionParams::parse(&m).unwrap().directory_mode, 0o770);
+        for bad in ["rwx", "0999", "17777"] {
+            let m = HashMap::from([("directoryMode".to_string(), bad.to_string())]);
+            assert!(ProvisionParams::parse(&m).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -26,9 +26,9 @@ S3_PORT = 5055
 S3_ENDPOINT = f"http://{NODE_IP}:{S3_PORT}"
 # The chart's default `csi.node.tierPaths`: the CSI node plugin mounts them with mount
 # propagation, which needs shared mounts on a machine whose `/` is private (kit README).
-TIER_ROOTS = ["/dev/shm", "/var/lib/alluvium"]
-# What examples/tiers.yaml makes under them.
-TIER_DIRS = ["/dev/shm/alluvium", "/var/lib/alluvium"]
+TIER_ROOTS = ["/dev/shm/alluvium", "/var/lib/alluvium"]
+# Removed after the suite (examples/tiers.yaml puts its tiers there).
+TIER_DIRS = TIER_ROOTS
 
 
 def kit_dir() -> pathlib.Path:
