@@ -8,6 +8,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::quantity::{SIZE_PATTERN, WHOLE_BYTES_RULE};
+
 /// A deployment of Alluvium: master, workers over tiers, proxy.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -113,7 +115,11 @@ pub struct ResourceList {
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"))]
     pub cpu: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    #[schemars(
+        regex(pattern = SIZE_PATTERN),
+        length(max = 64),
+        extend("x-kubernetes-validations" = [{"rule": WHOLE_BYTES_RULE, "message": "must be a whole number of bytes (e.g. 1.5Gi, not 1.1Ki)"}])
+    )]
     pub memory: Option<String>,
 }
 
@@ -168,7 +174,11 @@ fn one() -> i32 {
 pub struct JournalSpec {
     /// Size of the claim.
     #[serde(default = "default_journal_size")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    #[schemars(
+        regex(pattern = SIZE_PATTERN),
+        length(max = 64),
+        extend("x-kubernetes-validations" = [{"rule": WHOLE_BYTES_RULE, "message": "must be a whole number of bytes (e.g. 1.5Gi, not 1.1Ki)"}])
+    )]
     pub size: String,
     /// Storage class of the claim; the cluster's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,7 +214,11 @@ pub struct WorkersSpec {
     /// Largest memory limit a worker pod may have (e.g. what the nodes can give). A spec whose
     /// MEM quotas plus process memory exceed it is refused instead of being OOM-killed later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    #[schemars(
+        regex(pattern = SIZE_PATTERN),
+        length(max = 64),
+        extend("x-kubernetes-validations" = [{"rule": WHOLE_BYTES_RULE, "message": "must be a whole number of bytes (e.g. 1.5Gi, not 1.1Ki)"}])
+    )]
     pub max_memory: Option<String>,
     /// Host ports of the workers (they use the node's network). Two Clusters whose workers
     /// share nodes need different ports.

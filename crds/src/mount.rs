@@ -8,6 +8,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::quantity::{SIZE_PATTERN, WHOLE_BYTES_RULE};
+
 /// A UFS mounted into a cluster's namespace.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -114,7 +116,11 @@ pub struct PvcSpec {
     pub name: Option<String>,
     /// Capacity written on the PV and PVC. Alluvium does not enforce it: the UFS decides.
     #[serde(default = "default_capacity")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    #[schemars(
+        regex(pattern = SIZE_PATTERN),
+        length(max = 64),
+        extend("x-kubernetes-validations" = [{"rule": WHOLE_BYTES_RULE, "message": "must be a whole number of bytes (e.g. 1.5Gi, not 1.1Ki)"}])
+    )]
     pub capacity: String,
     /// Storage class name written on the PV and PVC (binding only; no provisioning happens).
     #[serde(default = "default_storage_class")]
