@@ -1,6 +1,6 @@
 //! Memory: resident set of a master holding many files, and of a worker idle and under 40
 //! concurrent readers. Both run as their own processes (`alluvium master`, `alluvium worker`
-//! with a generated config), so /proc/<pid>/status counts only them.
+//! with a generated config), so `/proc/<pid>/status` counts only them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
