@@ -345,7 +345,7 @@ pub fn validate_cluster(
         });
     }
     for key in root.options.keys() {
-        if alluvium_ufs_secret_key(key) {
+        if alluvium_ufs::is_secret_option(key) {
             return Err(Invalid::spec(format!(
                 "rootUfs.options.{key}: secrets belong in rootUfs.credentialsSecretRef, not in the spec"
             )));
@@ -407,14 +407,6 @@ pub fn validate_cluster(
         root_ufs_secret: root.credentials_secret_ref.as_ref().map(|r| r.name.clone()),
         config_toml,
     })
-}
-
-/// Option names that carry secrets (they must come from a Secret, never from a spec).
-fn alluvium_ufs_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["secret", "password", "token", "credential"]
-        .iter()
-        .any(|s| k.contains(s))
 }
 
 /// Workers without `workers.maxMemory` must still fit the nodes they land on: their memory

@@ -354,7 +354,6 @@ async fn cluster_create_applies_every_object_then_reports_running() {
             format!("PATCH {apps}/deployments/demo-proxy"),
             format!("GET {ns}/services/demo-proxy"),
             format!("PATCH {ns}/services/demo-proxy"),
-            format!("GET {ns}/secrets/demo-cluster-secret"),
             "PATCH /apis/alluvium.io/v1alpha1/namespaces/default/clusters/demo/status".into(),
             "POST /apis/events.k8s.io/v1/namespaces/default/events".into(),
         ]

@@ -63,6 +63,12 @@ pub fn cluster_secret_ref(cluster: &Cluster) -> alluvium_crds::SecretKeyRef {
         })
 }
 
+/// The value of `key` in a Secret, as the components read it (trimmed).
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    let value = secret.data.as_ref()?.get(key)?;
+    Some(String::from_utf8_lossy(&value.0).trim().to_string())
+}
+
 /// The cluster secret's value. Missing is [`Error::SecretNotFound`], naming the Secret.
 pub async fn cluster_secret(
     ctx: &Context,
@@ -77,42 +83,58 @@ pub async fn cluster_secret(
             r.name
         ))
     })?;
-    let value = secret
-        .data
-        .and_then(|d| d.get(&r.key).cloned())
-        .ok_or_else(|| {
-            Error::SecretNotFound(format!(
-                "the cluster secret {namespace}/{} has no key {}",
-                r.name, r.key
-            ))
-        })?;
-    Ok(Some(String::from_utf8_lossy(&value.0).trim().to_string()))
+    let value = secret_value(&secret, &r.key).ok_or_else(|| {
+        Error::SecretNotFound(format!(
+            "the cluster secret {namespace}/{} has no key {}",
+            r.name, r.key
+        ))
+    })?;
+    Ok(Some(value))
 }
 
-/// Makes the operator's own cluster secret when the spec names none (once: an existing one is
-/// never replaced).
-async fn ensure_managed_secret(ctx: &Context, c: &ValidatedCluster) -> Result<(), Error> {
-    if !c.managed_secret {
-        return Ok(());
-    }
+/// The cluster secret's value, read once per reconcile: the operator makes its own Secret when
+/// the spec names none (once: an existing one is never replaced); a Secret the spec names that
+/// is missing or lacks the key is a refusal naming it.
+async fn resolve_cluster_secret(
+    ctx: &Context,
+    c: &ValidatedCluster,
+) -> Result<Result<String, Invalid>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &c.namespace);
-    if api.get_opt(&c.cluster_secret.name).await?.is_some() {
-        return Ok(());
-    }
-    let value = random_token();
-    match api
-        .create(
-            &PostParams {
+    let r = &c.cluster_secret;
+    let refused = |message: String| {
+        Ok(Err(Invalid {
+            reason: "SecretNotFound",
+            message,
+        }))
+    };
+    let found = match api.get_opt(&r.name).await? {
+        Some(s) => s,
+        None if c.managed_secret => {
+            let value = random_token();
+            let params = PostParams {
                 field_manager: Some(names::FIELD_MANAGER.into()),
                 ..Default::default()
-            },
-            &build::managed_secret(c, &value),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
+            };
+            match api.create(&params, &build::managed_secret(c, &value)).await {
+                Ok(_) => return Ok(Ok(value)),
+                // Made meanwhile by another reconcile: read that one.
+                Err(kube::Error::Api(e)) if e.code == 409 => api.get(&r.name).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => {
+            return refused(format!(
+                "security.clusterSecretRef names Secret {}/{}, which does not exist",
+                c.namespace, r.name
+            ))
+        }
+    };
+    match secret_value(&found, &r.key) {
+        Some(v) => Ok(Ok(v)),
+        None => refused(format!(
+            "security.clusterSecretRef: Secret {}/{} has no key '{}'",
+            c.namespace, r.name, r.key
+        )),
     }
 }
 
@@ -122,45 +144,22 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A Secret the spec names that does not exist (or lacks the key), as a refusal naming it.
-async fn missing_secrets(ctx: &Context, c: &ValidatedCluster) -> Result<Option<Invalid>, Error> {
+/// The root UFS credentials Secret the spec names, when it does not exist, as a refusal.
+async fn missing_root_ufs_secret(
+    ctx: &Context,
+    c: &ValidatedCluster,
+) -> Result<Option<Invalid>, Error> {
+    let Some(name) = &c.root_ufs_secret else {
+        return Ok(None);
+    };
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &c.namespace);
-    if !c.managed_secret {
-        let r = &c.cluster_secret;
-        let found = api.get_opt(&r.name).await?;
-        let has_key = found
-            .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .is_some_and(|d| d.contains_key(&r.key));
-        if !has_key {
-            return Ok(Some(Invalid {
-                reason: "SecretNotFound",
-                message: if found.is_some() {
-                    format!(
-                        "security.clusterSecretRef: Secret {}/{} has no key '{}'",
-                        c.namespace, r.name, r.key
-                    )
-                } else {
-                    format!(
-                        "security.clusterSecretRef names Secret {}/{}, which does not exist",
-                        c.namespace, r.name
-                    )
-                },
-            }));
-        }
-    }
-    if let Some(name) = &c.root_ufs_secret {
-        if api.get_opt(name).await?.is_none() {
-            return Ok(Some(Invalid {
-                reason: "SecretNotFound",
-                message: format!(
-                    "rootUfs.credentialsSecretRef names Secret {}/{name}, which does not exist",
-                    c.namespace
-                ),
-            }));
-        }
-    }
-    Ok(None)
+    Ok(api.get_opt(name).await?.is_none().then(|| Invalid {
+        reason: "SecretNotFound",
+        message: format!(
+            "rootUfs.credentialsSecretRef names Secret {}/{name}, which does not exist",
+            c.namespace
+        ),
+    }))
 }
 
 /// Pod Security admission label naming the level a namespace enforces.
@@ -226,18 +225,24 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
             return Ok(Action::requeue(INVALID_RETRY));
         }
     };
-    let mut refusal = missing_secrets(ctx, &valid).await?;
+    let mut refusal = missing_root_ufs_secret(ctx, &valid).await?;
     if refusal.is_none() {
         refusal = namespace_pod_security(ctx, &ns).await?;
     }
     if refusal.is_none() && cluster.spec.workers.max_memory.is_none() {
         refusal = check_fits_nodes(&valid, smallest_worker_node(ctx, &valid).await?).err();
     }
-    if let Some(invalid) = refusal {
-        refuse(cluster, ctx, &old, invalid).await?;
-        return Ok(Action::requeue(INVALID_RETRY));
-    }
-    ensure_managed_secret(ctx, &valid).await?;
+    let secret = match refusal {
+        Some(invalid) => Err(invalid),
+        None => resolve_cluster_secret(ctx, &valid).await?,
+    };
+    let secret = match secret {
+        Ok(s) => s,
+        Err(invalid) => {
+            refuse(cluster, ctx, &old, invalid).await?;
+            return Ok(Action::requeue(INVALID_RETRY));
+        }
+    };
 
     let objs = build::cluster_objects(&valid);
     let client = &ctx.client;
@@ -274,13 +279,7 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
     if ready_masters > 0 {
         let target = MasterTarget {
             endpoint: names::master_endpoint(&name, &ns),
-            secret: cluster_secret(ctx, &ns, cluster)
-                .await
-                .map_err(|e| match e {
-                    // Just created above: a missing one now is a race worth a retry, not a refusal.
-                    Error::SecretNotFound(m) => Error::Master(m),
-                    other => other,
-                })?,
+            secret: Some(secret),
         };
         master_ok = ctx.masters.usage(&target).await.map(|u| {
             status.live_workers = u.live_workers;

@@ -173,7 +173,30 @@ pub fn backoff_delay(failures: u32) -> Duration {
     Duration::from_secs((5u64 << exp).min(300))
 }
 
-/// A condition, keeping the previous transition time when its status did not change.
+/// A message without the request ids object stores put in errors (the master passes them
+/// through): the same failure then reads the same on every retry, so retrying it does not
+/// rewrite status each time.
+pub fn without_request_ids(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("request_id: \"") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "request_id: \"".len()..];
+        match after.find('"') {
+            Some(j) => rest = &after[j + 1..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+        out.push_str("request_id: …");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A condition, keeping the previous transition time when its status did not change. Its
+/// message carries no request ids (see [`without_request_ids`]).
 pub fn condition(
     previous: &[Condition],
     type_: &str,
@@ -192,7 +215,7 @@ pub fn condition(
         type_: type_.into(),
         status: status.into(),
         reason: reason.into(),
-        message: message.into(),
+        message: without_request_ids(&message.into()),
         observed_generation: generation,
         last_transition_time: last,
     }
@@ -352,6 +375,18 @@ mod tests {
         assert!(v["status"]["capacity"].is_null());
         assert!(v["status"].as_object().unwrap().contains_key("used"));
         assert_eq!(v["status"]["readyMasters"], 0);
+    }
+
+    #[test]
+    fn request_ids_do_not_make_each_failure_new() {
+        let a = "S3Error { code: \"NoSuchBucket\", request_id: \"abc\" } (ConfigInvalid)";
+        let b = "S3Error { code: \"NoSuchBucket\", request_id: \"xyz\" } (ConfigInvalid)";
+        assert_eq!(without_request_ids(a), without_request_ids(b));
+        assert_eq!(
+            without_request_ids(a),
+            "S3Error { code: \"NoSuchBucket\", request_id: … } (ConfigInvalid)"
+        );
+        assert_eq!(without_request_ids("plain"), "plain");
     }
 
     #[test]

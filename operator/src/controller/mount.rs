@@ -420,7 +420,7 @@ async fn finish(
         "Ready",
         ok,
         o.reason,
-        without_request_ids(&o.message),
+        o.message.clone(),
         generation,
     )];
     if &status != old {
@@ -447,27 +447,6 @@ async fn finish(
             .await;
     }
     Ok(())
-}
-
-/// A message without the request ids object stores put in errors: the same failure then reads
-/// the same on every retry, so retrying it does not rewrite status each time.
-pub fn without_request_ids(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(i) = rest.find("request_id: \"") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + "request_id: \"".len()..];
-        match after.find('"') {
-            Some(j) => rest = &after[j + 1..],
-            None => {
-                rest = "";
-                break;
-            }
-        }
-        out.push_str("request_id: …");
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Deletion: unmount from the master when it was ever mounted and its cluster still runs, then
@@ -569,18 +548,6 @@ async fn remove_pv(mount: &Mount, ctx: &Context) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_do_not_make_each_failure_new() {
-        let a = "S3Error { code: \"NoSuchBucket\", request_id: \"abc\" } (ConfigInvalid)";
-        let b = "S3Error { code: \"NoSuchBucket\", request_id: \"xyz\" } (ConfigInvalid)";
-        assert_eq!(without_request_ids(a), without_request_ids(b));
-        assert_eq!(
-            without_request_ids(a),
-            "S3Error { code: \"NoSuchBucket\", request_id: … } (ConfigInvalid)"
-        );
-        assert_eq!(without_request_ids("plain"), "plain");
-    }
 
     #[test]
     fn preload_backoff_grows_and_caps() {
