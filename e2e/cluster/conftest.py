@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,8 +17,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from kit import (  # noqa: E402
-    BUSYBOX, IMAGE, NODE_IP, S3_ENDPOINT, S3_PORT, TIER_DIRS, TIER_ROOTS, Kit, eventually,
-    missing_requirements,
+    BUSYBOX, IMAGE, MOTO_PID_FILE, NODE_IP, S3_ENDPOINT, S3_PORT, TIER_DIRS, TIER_ROOTS, Kit,
+    eventually, missing_requirements,
 )
 
 def binary() -> str:
@@ -38,6 +39,9 @@ def kit():
         pytest.fail(f"e2e/cluster: no alluvium binary at {exe} (cargo build, or set ALLUVIUM_BIN)",
                     pytrace=False)
     k = Kit()
+    # Whatever an interrupted run left (processes, pods, mounts, etcd data) goes first: `up` on
+    # an old work dir would resume the old cluster, with its namespaces and volumes.
+    k.down()
     k.up()
     for d in TIER_ROOTS:
         pathlib.Path(d).mkdir(parents=True, exist_ok=True)
@@ -50,11 +54,27 @@ def kit():
     k.script("image-sidecars")
     yield k
     if os.environ.get("ALLUVIUM_E2E_KEEP") == "1":
-        print(f"\nALLUVIUM_E2E_KEEP=1: cluster left running (eval \"$({k.dir}/env)\")")
+        print(f"\nALLUVIUM_E2E_KEEP=1: cluster left running "
+              f"(export ALLUVIUM_K8S_WORK={k.work}; eval \"$({k.dir}/env)\")")
         return
     k.down()
     for d in TIER_DIRS:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def stop_stale_moto() -> None:
+    """Stops the moto server an interrupted run left (by its PID file, only if that process is
+    still a moto server), so this run's server gets the port and starts with no buckets."""
+    try:
+        pid = int(MOTO_PID_FILE.read_text())
+        cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"moto_server" in cmdline:
+        os.kill(pid, signal.SIGKILL)
+        eventually("the old moto server to exit", lambda: not pathlib.Path(f"/proc/{pid}").exists(),
+                   timeout=10, interval=0.1)
+    MOTO_PID_FILE.unlink(missing_ok=True)
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -66,10 +86,12 @@ def _port_open(host: str, port: int) -> bool:
 @pytest.fixture(scope="session")
 def s3(kit):
     """moto's S3 server on the node's bridge address, with the buckets the tests use."""
+    stop_stale_moto()
     moto = shutil.which("moto_server") or str(pathlib.Path(sys.executable).parent / "moto_server")
     log = open(kit.work / "moto.log", "w")
     proc = subprocess.Popen([moto, "-H", NODE_IP, "-p", str(S3_PORT)], stdout=log,
                             stderr=subprocess.STDOUT)
+    MOTO_PID_FILE.write_text(str(proc.pid))
     try:
         eventually("moto S3 server", lambda: _port_open(NODE_IP, S3_PORT), timeout=30)
         client = boto3.client("s3", endpoint_url=S3_ENDPOINT, region_name="us-east-1",
@@ -82,3 +104,4 @@ def s3(kit):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        MOTO_PID_FILE.unlink(missing_ok=True)

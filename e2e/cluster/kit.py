@@ -31,6 +31,14 @@ TIER_ROOTS = ["/dev/shm/alluvium", "/var/lib/alluvium"]
 TIER_DIRS = TIER_ROOTS
 
 
+# The suite's own kit work dir (all cluster state: etcd, containerd, PVs), wiped before and after
+# the suite so a run never meets a cluster left by an interrupted one, nor a developer's own
+# cluster in the kit's default /tmp/alluvium-k8s. Short: containerd's socket lives in it.
+WORK_DIR = os.environ.get("ALLUVIUM_E2E_WORK", "/tmp/alluvium-e2e-k8s")
+# moto's PID, kept outside the work dir so a run can stop the one an interrupted run left.
+MOTO_PID_FILE = pathlib.Path(WORK_DIR + ".moto.pid")
+
+
 def kit_dir() -> pathlib.Path:
     """Where the kit lives: $ALLUVIUM_K8S_KIT, else `../shared/k8s` beside the repository."""
     return pathlib.Path(os.environ.get("ALLUVIUM_K8S_KIT") or REPO.parent / "shared" / "k8s")
@@ -89,8 +97,9 @@ class Kit:
 
     def __init__(self) -> None:
         self.dir = kit_dir()
-        out = run([str(self.dir / "env")]).stdout
         self.env = dict(os.environ)
+        self.env["ALLUVIUM_K8S_WORK"] = WORK_DIR
+        out = run([str(self.dir / "env")], env=self.env).stdout
         for line in out.splitlines():
             if line.startswith("export "):
                 k, _, v = line[len("export "):].partition("=")
