@@ -367,7 +367,7 @@ impl BlockMasterRpc for BlockMasterService {
         let m = req.get_ref();
         let r = s
             .persist
-            .done(m.worker_id, m.file_id, &m.error)
+            .done(m.worker_id, m.file_id, &m.error, m.written.as_ref())
             .await
             .map(|_| Empty {});
         s.reply("PersistDone", r)

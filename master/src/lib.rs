@@ -20,6 +20,7 @@ mod mount_table;
 mod namespace;
 mod permission;
 mod persist;
+mod publish_fence;
 mod server;
 mod sync;
 mod ttl;

@@ -16,7 +16,7 @@ use alluvium_proto::{
     MountInfo, MountRecord, MountRequest, PersistCommand, PersistenceState, SetAttributeRequest,
     TtlAction, UfsLocation, WriteType,
 };
-use alluvium_ufs::{normalize_uri, Ufs, UfsUri};
+use alluvium_ufs::{normalize_uri, persist_staging_path, Ufs, UfsUri};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -26,6 +26,7 @@ use crate::metastore::{Counter, MetaStore, Op};
 use crate::metrics::Metrics;
 use crate::mount_table::{Mount, MountTable, ROOT_MOUNT_ID};
 use crate::permission::{Access, Checker, SuperUsers};
+use crate::publish_fence::PublishFence;
 use crate::tx::{NsState, Tx};
 
 /// Default and maximum entries per ListStatus page.
@@ -174,6 +175,19 @@ pub struct Namespace {
     /// Serializes the final check-commit-insert of mount and unmount, so two concurrent mounts
     /// cannot both pass the overlap checks. Never held across I/O.
     mount_lock: Mutex<()>,
+    /// Keeps the publish of a persisted file and a delete or rename above it apart.
+    pub(crate) publish_fence: PublishFence,
+}
+
+/// What became of a worker's staged copy of a persisted file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Renamed to the file's UFS path; the file is PERSISTED.
+    Published,
+    /// The file went (or no longer waits to be persisted): the staged copy was removed.
+    Discarded,
+    /// A delete or rename above the file is in progress: try again later.
+    Deferred,
 }
 
 /// Outcome of a planned delete, checked again under the lock before committing.
@@ -209,6 +223,7 @@ impl Namespace {
             state: Mutex::new(state),
             metrics,
             mount_lock: Mutex::new(()),
+            publish_fence: PublishFence::default(),
         };
         if store.get_inode(ROOT_ID)?.is_none() {
             ns.format_root(config)?;
@@ -891,6 +906,10 @@ impl Namespace {
             let tx = self.tx();
             self.plan_delete(&tx, checker, &p, recursive)?
         };
+        let _detach = self
+            .publish_fence
+            .begin_detach(|| self.tx(), plan.target.id, &p)
+            .await?;
         if !alluvium_only && inode::is_persisted(&plan.target) {
             let ufs: &Ufs = &plan.mount.ufs;
             if plan.target.is_dir {
@@ -998,6 +1017,10 @@ impl Namespace {
             let tx = self.tx();
             self.plan_rename(&tx, checker, &src, &dst)?
         };
+        let _detach = self
+            .publish_fence
+            .begin_detach(|| self.tx(), s.id, &src)
+            .await?;
         if inode::is_persisted(&s) {
             rename_in_ufs(&rs.mount.ufs, &rs.rel, &rd.rel, s.is_dir).await?;
         }
@@ -1230,24 +1253,57 @@ impl Namespace {
         Ok(Some(PersistCommand {
             file_id: id,
             path: p,
+            // Staged, published by `publish_persisted` only if the file is still there.
             ufs: Some(UfsLocation {
                 mount_id: res.mount.id(),
-                ufs_path: res.rel,
+                ufs_path: persist_staging_path(id),
             }),
             length: r.length,
             blocks: self.blocks.block_infos(&r),
         }))
     }
 
-    /// Marks a file PERSISTED after a worker copied it to the UFS.
-    pub async fn mark_persisted(&self, id: u64) -> Result<()> {
-        let Some(p) = self.path_of(id)? else {
-            return Ok(());
+    /// Publishes the copy of file `id` a worker staged at `staged` (its persist command's
+    /// location): renames it to the file's UFS path and marks the file PERSISTED, if the file
+    /// still waits to be persisted; otherwise removes the staged copy, so a file deleted while
+    /// it was being persisted never comes back.
+    pub async fn publish_persisted(
+        &self,
+        id: u64,
+        staged: Option<&UfsLocation>,
+    ) -> Result<Publish> {
+        let staged_rel = persist_staging_path(id);
+        // No await while the transaction (the mutation lock) is held.
+        let begun = {
+            let tx = self.tx();
+            let rec = tx.get(id)?;
+            let waiting = rec
+                .as_ref()
+                .filter(|r| !r.is_dir && inode::persistence(r) == PersistenceState::ToBePersisted);
+            let p = match waiting {
+                Some(_) => self.path_of(id)?,
+                None => None,
+            };
+            match (waiting, p) {
+                (Some(rec), Some(p)) => match self.publish_fence.begin_publish(&tx, rec)? {
+                    Some(guard) => Some((self.mounts.resolve(&p)?, p, guard)),
+                    None => return Ok(Publish::Deferred),
+                },
+                _ => None,
+            }
         };
-        let res = self.mounts.resolve(&p)?;
-        let fingerprint = res
-            .mount
-            .ufs
+        let Some((res, p, _guard)) = begun else {
+            self.discard_staged(id, staged).await;
+            return Ok(Publish::Discarded);
+        };
+        if staged.is_some_and(|s| s.mount_id != res.mount.id()) {
+            // Staged in a mount the file is no longer in (remounted meanwhile): copy again.
+            self.discard_staged(id, staged).await;
+            return Ok(Publish::Deferred);
+        }
+        let ufs = &res.mount.ufs;
+        ufs.rename(&staged_rel, &res.rel, false).await?;
+        let fingerprint = ufs
             .stat(&res.rel)
             .await?
             .map(|s| s.fingerprint)
@@ -1256,7 +1312,9 @@ impl Namespace {
         let mut tx = self.tx();
         let w = walk(&tx, &p)?;
         if !w.found() || w.last().id != id {
-            return Ok(());
+            // Only an unmount gets here (deletes and renames wait for the fence): the UFS keeps
+            // the copy, as it keeps everything else of an unmounted mount.
+            return Ok(Publish::Discarded);
         }
         let mut r = w.last().clone();
         r.persistence_state = PersistenceState::Persisted as i32;
@@ -1265,7 +1323,25 @@ impl Namespace {
         tx.op(Op::DeletePersist(id));
         persist_ancestors(&mut tx, &w.nodes[..w.nodes.len() - 1])?;
         tx.put(r);
-        self.commit(tx)
+        self.commit(tx)?;
+        Ok(Publish::Published)
+    }
+
+    /// Removes a staged copy that will not be published (best effort: it is hidden from
+    /// listings either way, and a later persist of the same file overwrites it).
+    async fn discard_staged(&self, id: u64, staged: Option<&UfsLocation>) {
+        let Some(staged) = staged else { return };
+        let rel = persist_staging_path(id);
+        if staged.ufs_path != rel {
+            tracing::warn!(file_id = id, staged = %staged.ufs_path, "persist: a worker reports a staged copy outside the staging directory; left alone");
+            return;
+        }
+        let Some(mount) = self.mounts.get(staged.mount_id) else {
+            return;
+        };
+        if let Err(e) = mount.ufs.delete_file(&rel).await {
+            tracing::warn!(file_id = id, error = %e, "persist: cannot remove a staged copy");
+        }
     }
 
     // ---- mounts ----

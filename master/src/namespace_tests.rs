@@ -818,15 +818,18 @@ async fn free_and_async_persistence_state() {
     assert_eq!(env.store.persist_queue(0, 10).unwrap(), vec![id]);
     // A persisted, pinned file needs forced.
     let id2 = env.cached_file(&su, "/f/p", 10, w, false).await;
-    std::fs::create_dir_all(env.ufs_dir.join("f")).unwrap();
-    std::fs::write(env.ufs_dir.join("f/p"), [0u8; 10]).unwrap();
+    env.stage_persisted_copy(id2, &[0u8; 10]);
     let mut tx = env.ns.tx();
     tx.op(Op::PutPersist(id2));
     let mut r = tx.get(id2).unwrap().unwrap();
     r.persistence_state = PersistenceState::ToBePersisted as i32;
     tx.put(r);
     env.ns.commit(tx).unwrap();
-    env.ns.mark_persisted(id2).await.unwrap();
+    assert_eq!(
+        env.ns.publish_persisted(id2, None).await.unwrap(),
+        Publish::Published
+    );
+    assert_eq!(std::fs::read(env.ufs_dir.join("f/p")).unwrap(), [0u8; 10]);
     env.ns
         .set_attribute(
             &su,

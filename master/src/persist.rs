@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use alluvium_common::time::now_ms;
 use alluvium_common::{ids, Result};
+use alluvium_proto::UfsLocation;
 use parking_lot::Mutex;
 
 use crate::block_master::BlockMaster;
-use crate::namespace::Namespace;
+use crate::namespace::{Namespace, Publish};
 
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -110,24 +111,56 @@ impl PersistScheduler {
         job.next_try_ms = now + self.backoff(job.attempts).as_millis() as i64;
     }
 
-    /// A worker reports the outcome of a persist command.
-    pub async fn done(&self, worker: u64, file_id: u64, error: &str) -> Result<()> {
-        if error.is_empty() {
-            self.ns.mark_persisted(file_id).await?;
-            self.jobs.lock().remove(&file_id);
-            self.ns.metrics.persist_done.inc();
-            tracing::info!(file_id, worker_id = worker, "persist: file persisted");
-        } else {
-            self.fail(file_id, now_ms());
-            self.ns.metrics.persist_failed.inc();
-            tracing::warn!(
-                file_id,
-                worker_id = worker,
-                error,
-                "persist: worker failed; will retry"
-            );
+    /// A worker reports the outcome of a persist command: on success the master publishes the
+    /// staged copy (or discards it when the file went meanwhile). A publish that fails or must
+    /// wait is retried like a failed copy.
+    pub async fn done(
+        &self,
+        worker: u64,
+        file_id: u64,
+        error: &str,
+        staged: Option<&UfsLocation>,
+    ) -> Result<()> {
+        if !error.is_empty() {
+            self.failed(worker, file_id, error);
+            return Ok(());
+        }
+        match self.ns.publish_persisted(file_id, staged).await {
+            Ok(Publish::Published) => {
+                self.jobs.lock().remove(&file_id);
+                self.ns.metrics.persist_done.inc();
+                tracing::info!(file_id, worker_id = worker, "persist: file persisted");
+            }
+            Ok(Publish::Discarded) => {
+                self.jobs.lock().remove(&file_id);
+                tracing::debug!(
+                    file_id,
+                    worker_id = worker,
+                    "persist: the file went meanwhile; its staged copy was removed"
+                );
+            }
+            Ok(Publish::Deferred) => {
+                self.fail(file_id, now_ms());
+                tracing::debug!(
+                    file_id,
+                    worker_id = worker,
+                    "persist: a delete or rename above the file is in progress; will retry"
+                );
+            }
+            Err(e) => self.failed(worker, file_id, &format!("publishing the staged copy: {e}")),
         }
         Ok(())
+    }
+
+    fn failed(&self, worker: u64, file_id: u64, error: &str) {
+        self.fail(file_id, now_ms());
+        self.ns.metrics.persist_failed.inc();
+        tracing::warn!(
+            file_id,
+            worker_id = worker,
+            error,
+            "persist: failed; will retry"
+        );
     }
 
     /// Runs the scheduler every `interval` until `stop` fires.
@@ -188,11 +221,15 @@ mod tests {
             (cmd.file_id, cmd.path.as_str(), cmd.length),
             (id, "/dir/f", 1500)
         );
-        assert_eq!(cmd.ufs.as_ref().unwrap().ufs_path, "dir/f");
+        // Staged: the master publishes it to dir/f on success.
+        assert_eq!(
+            cmd.ufs.as_ref().unwrap().ufs_path,
+            alluvium_ufs::persist_staging_path(id)
+        );
         assert_eq!(cmd.blocks.len(), 2);
         assert!(resp.durable_block_ids.is_empty());
         // The worker fails once: retried after the backoff.
-        sched.done(w, id, "disk full").await.unwrap();
+        sched.done(w, id, "disk full", None).await.unwrap();
         assert_eq!(sched.tick().unwrap(), 0, "backing off");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while sched.tick().unwrap() == 0 {
@@ -201,9 +238,17 @@ mod tests {
         }
         assert_eq!(env.blocks.heartbeat(hb(w)).unwrap().persist.len(), 1);
         // It succeeds: the file is PERSISTED, its parent too, and its blocks durable.
-        std::fs::create_dir_all(env.ufs_dir.join("dir")).unwrap();
-        std::fs::write(env.ufs_dir.join("dir/f"), vec![7u8; 1500]).unwrap();
-        sched.done(w, id, "").await.unwrap();
+        env.stage_persisted_copy(id, &[7u8; 1500]);
+        let staged = resp.persist[0].ufs.clone();
+        sched.done(w, id, "", staged.as_ref()).await.unwrap();
+        assert_eq!(
+            std::fs::read(env.ufs_dir.join("dir/f")).unwrap(),
+            vec![7u8; 1500]
+        );
+        assert!(!env
+            .ufs_dir
+            .join(alluvium_ufs::persist_staging_path(id))
+            .exists());
         let st = env.ns.get_status(&su, "/dir/f", false).await.unwrap();
         assert_eq!(st.persistence_state, PersistenceState::Persisted as i32);
         assert!(
@@ -254,5 +299,146 @@ mod tests {
             })
             .unwrap();
         assert_eq!(resp.persist.len(), 1);
+    }
+
+    fn scheduler(env: &Env) -> PersistScheduler {
+        PersistScheduler::new(
+            env.ns.clone(),
+            env.blocks.clone(),
+            Duration::from_millis(100),
+        )
+    }
+
+    /// An ASYNC_THROUGH file of `len` bytes at `path` cached on a new worker, and the persist
+    /// command that worker gets for it: (worker, file id, command).
+    async fn file_being_persisted(
+        env: &Env,
+        sched: &PersistScheduler,
+        path: &str,
+        len: u64,
+    ) -> (u64, u64, alluvium_proto::PersistCommand) {
+        let w = register(&env.blocks, "h1");
+        let id = env.cached_file(&env.su(), path, len, w, true).await;
+        assert_eq!(sched.tick().unwrap(), 1);
+        let cmd = env.blocks.heartbeat(hb(w)).unwrap().persist.remove(0);
+        (w, id, cmd)
+    }
+
+    /// Retries after the backoff: the next command is handed out within a few seconds.
+    async fn retried(sched: &PersistScheduler) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sched.tick().unwrap() == 0 {
+            assert!(std::time::Instant::now() < deadline, "never retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn hb(worker: u64) -> WorkerHeartbeatRequest {
+        WorkerHeartbeatRequest {
+            worker_id: worker,
+            tiers: tiers(),
+            ..Default::default()
+        }
+    }
+
+    /// Does what a worker does with a persist command: writes the file where the command says.
+    fn write_as_told(env: &Env, cmd: &alluvium_proto::PersistCommand, data: &[u8]) {
+        let at = env.ufs_dir.join(&cmd.ufs.as_ref().unwrap().ufs_path);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, data).unwrap();
+    }
+
+    /// Files and directories in the root UFS, as a metadata sync would see them (without
+    /// unfinished writes and staged copies).
+    fn ufs_entries(env: &Env) -> Vec<String> {
+        fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                if alluvium_ufs::is_hidden_path(&rel) {
+                    continue;
+                }
+                if p.is_dir() {
+                    out.push(format!("{rel}/"));
+                    walk(&p, base, out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&env.ufs_dir, &env.ufs_dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// The case: an empty file (no blocks for the worker to miss) deleted while a
+    /// worker persists it. The copy lands, the worker reports success, and still nothing of the
+    /// file is in the UFS afterwards, so no metadata sync can bring it back.
+    #[tokio::test]
+    async fn a_persist_ending_after_a_delete_brings_nothing_back() {
+        let env = Env::with(|c| c.sync_interval = Duration::ZERO);
+        let su = env.su();
+        let sched = scheduler(&env);
+        let (w, id, cmd) = file_being_persisted(&env, &sched, "/d/empty", 0).await;
+        env.ns.delete(&su, "/d/empty", false, false).await.unwrap();
+        write_as_told(&env, &cmd, b"");
+        sched.done(w, id, "", cmd.ufs.as_ref()).await.unwrap();
+        assert_eq!(ufs_entries(&env), Vec::<String>::new());
+        // A sync of the directory (every listing syncs here) finds nothing to import.
+        let mut rx = env
+            .ns
+            .list_status(&su, "/d", false, "", 0, 0)
+            .await
+            .unwrap();
+        let mut listed = Vec::new();
+        while let Some(page) = rx.recv().await {
+            listed.extend(page.unwrap());
+        }
+        assert!(listed.is_empty(), "{listed:?}");
+        assert_eq!(sched.tick().unwrap(), 0);
+    }
+
+    /// A file renamed while a worker persists it is published at its new path, not the old.
+    #[tokio::test]
+    async fn a_persist_ending_after_a_rename_lands_at_the_new_path() {
+        let env = Env::new();
+        let su = env.su();
+        let sched = scheduler(&env);
+        let (w, id, cmd) = file_being_persisted(&env, &sched, "/old", 10).await;
+        env.ns.rename(&su, "/old", "/new").await.unwrap();
+        write_as_told(&env, &cmd, &[5u8; 10]);
+        sched.done(w, id, "", cmd.ufs.as_ref()).await.unwrap();
+        assert_eq!(ufs_entries(&env), vec!["new".to_string()]);
+        let st = env.ns.get_status(&su, "/new", false).await.unwrap();
+        assert_eq!(st.persistence_state, PersistenceState::Persisted as i32);
+    }
+
+    /// A publish meeting a delete in progress above the file waits its turn: nothing is
+    /// published, the staged copy stays for the retry, and the file still waits to be persisted.
+    #[tokio::test]
+    async fn a_publish_under_a_delete_in_progress_is_deferred() {
+        let env = Env::new();
+        let su = env.su();
+        let sched = scheduler(&env);
+        let (w, id, cmd) = file_being_persisted(&env, &sched, "/d/f", 10).await;
+        let dir = env.ns.get_status(&su, "/d", false).await.unwrap().file_id;
+        write_as_told(&env, &cmd, &[5u8; 10]);
+        let detach = env
+            .ns
+            .publish_fence
+            .begin_detach(|| env.ns.tx(), dir, "/d")
+            .await
+            .unwrap();
+        sched.done(w, id, "", cmd.ufs.as_ref()).await.unwrap();
+        assert_eq!(ufs_entries(&env), Vec::<String>::new());
+        assert!(env
+            .ufs_dir
+            .join(alluvium_ufs::persist_staging_path(id))
+            .exists());
+        let st = env.ns.get_status(&su, "/d/f", false).await.unwrap();
+        assert_eq!(st.persistence_state, PersistenceState::ToBePersisted as i32);
+        drop(detach);
+        retried(&sched).await;
     }
 }

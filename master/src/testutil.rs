@@ -203,6 +203,14 @@ impl Env {
             .unwrap();
         info.file_id
     }
+
+    /// Does a worker's part of a persist of file `id` in the root mount: writes `data` to the
+    /// file's staging path.
+    pub fn stage_persisted_copy(&self, id: u64, data: &[u8]) {
+        let staged = self.ufs_dir.join(alluvium_ufs::persist_staging_path(id));
+        std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+        std::fs::write(staged, data).unwrap();
+    }
 }
 
 pub fn tiers() -> Vec<TierUsage> {

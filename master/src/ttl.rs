@@ -142,9 +142,9 @@ mod tests {
         let su = env.su();
         let w = register(&env.blocks, "h");
         let id = env.cached_file(&su, "/f", 10, w, false).await;
-        std::fs::write(env.ufs_dir.join("f"), [0u8; 10]).unwrap();
         env.ns.schedule_async_persistence(&su, "/f").await.unwrap();
-        env.ns.mark_persisted(id).await.unwrap();
+        env.stage_persisted_copy(id, &[0u8; 10]);
+        env.ns.publish_persisted(id, None).await.unwrap();
         env.ns
             .set_attribute(
                 &su,

@@ -8,10 +8,12 @@
 
 mod error;
 mod options;
+mod staging;
 mod ufs;
 mod uri;
 
 pub use error::map_err;
 pub use options::{is_secret_option, redact_options, REDACTED};
+pub use staging::{is_hidden_path, persist_staging_path, PERSIST_STAGING_DIR};
 pub use ufs::{Ufs, UfsStatus, UfsWriter};
 pub use uri::{normalize_uri, uris_overlap, UfsUri};

@@ -220,6 +220,11 @@ impl Ufs {
     /// object store are found by listing.
     pub async fn stat(&self, rel: &str) -> Result<Option<UfsStatus>> {
         let rel = rel.trim_matches('/');
+        // Unfinished writes and staged persists are not part of the namespace (listings skip
+        // them too), so a sync of such a path finds nothing.
+        if crate::is_hidden_path(rel) {
+            return Ok(None);
+        }
         if rel.is_empty() {
             return Ok(Some(UfsStatus {
                 name: String::new(),

@@ -220,12 +220,13 @@ impl MasterClient {
         let this = self.clone();
         tokio::spawn(async move {
             let file_id = cmd.file_id;
+            // Staged: the blocks stay non-durable until the master publishes the copy.
             let result = persister
-                .persist(file_id, cmd.ufs, cmd.length, cmd.blocks)
+                .persist(file_id, cmd.ufs.clone(), cmd.length, cmd.blocks)
                 .await;
             let error = match &result {
-                Ok(()) => {
-                    tracing::info!(file_id, path = %cmd.path, "persisted file");
+                Ok(_) => {
+                    tracing::info!(file_id, path = %cmd.path, "persisted file (staged)");
                     String::new()
                 }
                 Err(e) => {
@@ -241,6 +242,7 @@ impl MasterClient {
                 worker_id,
                 file_id,
                 error,
+                written: cmd.ufs,
             };
             if let Err(s) = this.rpc.clone().persist_done(req).await {
                 tracing::warn!(file_id, error = %s.message(), "PersistDone failed; the master will retry the command");

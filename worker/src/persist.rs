@@ -1,7 +1,6 @@
 //! Copying a file's blocks to its UFS path (`PersistFile` and the master's async-persist
 //! commands). Local blocks are written from their mmap without copies; blocks this worker does
-//! not hold are fetched from a worker that does with `ReadBlock`. Once the UFS file is closed
-//! (durable), the local blocks are marked durable so eviction may drop them.
+//! not hold are fetched from a worker that does with `ReadBlock`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,14 +48,18 @@ impl Persister {
     }
 
     /// Writes file `file_id` (`length` bytes, made of `blocks` in order) to `ufs`. Returns when
-    /// the UFS holds it durably.
+    /// the UFS holds it durably, with the ids of the blocks copied from this worker's store.
+    /// Whether those blocks may now be evicted is the caller's call: a copy written to the
+    /// file's own UFS path (`PersistFile`) makes them durable; a staged copy (the master's
+    /// async-persist commands) does not until the master publishes it, and the master says so
+    /// in a heartbeat response.
     pub async fn persist(
         &self,
         file_id: u64,
         ufs: Option<UfsLocation>,
         length: u64,
         blocks: Vec<BlockInfo>,
-    ) -> Result<()> {
+    ) -> Result<Vec<u64>> {
         let loc = ufs.ok_or_else(|| {
             Error::invalid_argument(format!("persisting file {file_id}: no UFS location given"))
         })?;
@@ -111,9 +114,8 @@ impl Persister {
                 "persisting file {file_id} to {target}: wrote {written} bytes, expected {length}"
             )));
         }
-        self.store.mark_durable(&local);
         tracing::debug!(file_id, %target, length, local_blocks = local.len(), "file persisted");
-        Ok(())
+        Ok(local)
     }
 
     /// A (lazily connecting, cached) channel to a peer worker.

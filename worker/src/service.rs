@@ -284,9 +284,12 @@ impl BlockWorker for WorkerService {
         request: Request<PersistFileRequest>,
     ) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
-        self.persister
+        let local = self
+            .persister
             .persist(r.file_id, r.ufs, r.length, r.blocks)
             .await?;
+        // Written to the file's own UFS path: the local copies may be evicted from now on.
+        self.store.mark_durable(&local);
         Ok(Response::new(Empty {}))
     }
 
