@@ -409,6 +409,20 @@ impl Config {
         if self.master.default_block_size.0 < 4096 {
             return bad("master.default_block_size must be at least 4KiB".into());
         }
+        for (key, size) in [
+            (
+                "master.default_block_size",
+                self.master.default_block_size.0,
+            ),
+            ("client.block_size", self.client.block_size.0),
+        ] {
+            if size > crate::ids::MAX_BLOCK_SIZE {
+                return bad(format!(
+                    "{key} must be at most {}",
+                    ByteSize::human(crate::ids::MAX_BLOCK_SIZE)
+                ));
+            }
+        }
         let w = &self.worker;
         if !(0.0 < w.low_watermark && w.low_watermark < w.high_watermark && w.high_watermark <= 1.0)
         {
@@ -609,6 +623,14 @@ quota = ["1GB", "3GB"]
         let e = Config::load_with_env(None, env(&[("ALLUVIUM_WORKER__LOW_WATERMARK", "0.99")]))
             .unwrap_err();
         assert!(e.message.contains("watermark"), "{e}");
+        // A block size past any file (the CLI's --block-size sets client.block_size).
+        let e = Config::load_with_env(None, env(&[("ALLUVIUM_CLIENT__BLOCK_SIZE", "1TiB")]))
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("client.block_size must be at most 512.0GiB"),
+            "{e}"
+        );
         assert!(Config::load_with_env(Some(Path::new("/nonexistent.toml")), env(&[])).is_err());
     }
 

@@ -4,6 +4,10 @@
 /// Bits of a block id that hold the block's index in its file.
 pub const BLOCK_INDEX_BITS: u32 = 24;
 pub const MAX_BLOCKS_PER_FILE: u64 = 1 << BLOCK_INDEX_BITS;
+/// The largest block size a file may have (512 GiB). With at most [`MAX_BLOCKS_PER_FILE`]
+/// blocks, every offset in a file then stays below 2^63: sums of sizes and offsets taken from
+/// requests cannot overflow, and every size fits an `i64` (the allocator's signed arithmetic).
+pub const MAX_BLOCK_SIZE: u64 = 1 << (63 - BLOCK_INDEX_BITS);
 
 pub fn block_id(file_id: u64, index: u64) -> u64 {
     debug_assert!(index < MAX_BLOCKS_PER_FILE);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_common::config::MasterConfig;
+use alluvium_common::size::ByteSize;
 use alluvium_common::time::now_ms;
 use alluvium_common::{ids, path, Error, ErrorCode, Result};
 use alluvium_proto::{
@@ -550,6 +551,13 @@ impl Namespace {
         } else {
             req.block_size
         };
+        if block_size > ids::MAX_BLOCK_SIZE {
+            return Err(Error::invalid_argument(format!(
+                "{p}: block size {block_size} is larger than the maximum {} ({})",
+                ids::MAX_BLOCK_SIZE,
+                ByteSize::human(ids::MAX_BLOCK_SIZE)
+            )));
+        }
         let now = now_ms();
         let mut tx = self.tx();
         let w = walk(&tx, &p)?;

@@ -346,6 +346,25 @@ async fn permission_rules() {
     );
 }
 
+/// A block size past any file used to reach the worker as an absurd reservation; it is
+/// refused at create, and changes nothing.
+#[tokio::test]
+async fn block_sizes_past_the_maximum_are_refused_at_create() {
+    let env = Env::new();
+    let su = env.su();
+    for block_size in [ids::MAX_BLOCK_SIZE + 1, u64::MAX] {
+        let mut req = file_req("/big-blocks", WriteType::MustCache);
+        req.block_size = block_size;
+        let (c, m) = code(env.ns.create_file(&su, &req).await);
+        assert_eq!(c, ErrorCode::InvalidArgument);
+        assert!(m.contains("larger than the maximum"), "{m}");
+    }
+    assert!(env.ns.get_status(&su, "/big-blocks", false).await.is_err());
+    let mut req = file_req("/big-blocks", WriteType::MustCache);
+    req.block_size = ids::MAX_BLOCK_SIZE;
+    env.ns.create_file(&su, &req).await.unwrap();
+}
+
 #[tokio::test]
 async fn path_escapes_are_refused() {
     let env = Env::new();

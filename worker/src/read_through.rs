@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use alluvium_common::{Error, Result};
+use alluvium_common::{ids, Error, Result};
 use alluvium_proto::UfsBlockSource;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -185,6 +185,17 @@ impl ReadThrough {
         if src.ufs.is_none() {
             return Err(Error::invalid_argument(format!(
                 "block {block_id}: the UFS source names no UFS location"
+            )));
+        }
+        // Every offset computed from the source stays below its end (ranges are checked
+        // against the block's length), so a source whose end fits a file bounds them all.
+        let end = src.offset_in_file.checked_add(src.block_length);
+        if src.block_length > ids::MAX_BLOCK_SIZE
+            || end.is_none_or(|e| e > ids::MAX_BLOCK_SIZE * ids::MAX_BLOCKS_PER_FILE)
+        {
+            return Err(Error::invalid_argument(format!(
+                "block {block_id}: UFS source of {} bytes at offset {} is beyond any file",
+                src.block_length, src.offset_in_file
             )));
         }
         Ok(())

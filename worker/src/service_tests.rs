@@ -959,3 +959,80 @@ async fn block_transfer_checks_the_cluster_secret() {
     );
     h.shutdown().await;
 }
+
+/// The worker's used bytes over all tiers, as its next heartbeat reports them.
+async fn used_bytes(h: &Harness) -> u64 {
+    let before = h.master.heartbeats.lock().len();
+    eventually("a fresh heartbeat", || {
+        h.master.heartbeats.lock().len() > before + 1
+    })
+    .await;
+    let hbs = h.master.heartbeats.lock();
+    hbs.last().unwrap().tiers.iter().map(|t| t.used_bytes).sum()
+}
+
+/// Sizes from the wire past anything a tier holds: a reservation of 2^63 bytes used to wrap to
+/// a negative need that every dir satisfied, and the tier's used bytes overflowed (a panic in
+/// a debug build; in a release build every later write failed). Now it is capped to what a dir
+/// holds, and the tier's accounting stays exact.
+#[tokio::test]
+async fn absurd_reservations_are_capped_and_leave_the_accounting_exact() {
+    let mut h = start().await;
+    for (id, reserve) in [(31, 1u64 << 63), (32, u64::MAX)] {
+        let created = h
+            .client
+            .create_local_block(CreateLocalBlockRequest {
+                block_id: id,
+                session_id: 7,
+                reserve_bytes: reserve,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        std::fs::write(&created.path, data(10, 3)).unwrap();
+        h.client
+            .commit_local_block(CommitLocalBlockRequest {
+                block_id: id,
+                session_id: 7,
+                length: 10,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        used_bytes(&h).await,
+        20,
+        "only what the blocks hold stays reserved"
+    );
+    // Writes go on as before.
+    write(&mut h.client, 33, &data(100, 4), 64, 100)
+        .await
+        .unwrap();
+    assert_eq!(used_bytes(&h).await, 120);
+    h.shutdown().await;
+}
+
+/// A read-through source whose end lies past any file used to overflow `offset + length` and
+/// panic the reading task, which the client saw as a successful read of no bytes.
+#[tokio::test]
+async fn read_through_sources_beyond_any_file_are_refused() {
+    let mut h = start().await;
+    std::fs::write(h.ufs_root().join("f"), data(100, 1)).unwrap();
+    for (offset_in_file, block_length) in [(u64::MAX - 10, 100), (0, 1 << 63), (1 << 63, 1)] {
+        for read_type in [ReadType::NoCache, ReadType::Cache] {
+            let mut req = read_req(block_id(11, 0), 0, 0);
+            req.ufs = Some(source("f", offset_in_file, block_length));
+            req.read_type = read_type as i32;
+            let e = read(&mut h.client, req).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+            assert!(e.message().contains("beyond any file"), "{}", e.message());
+        }
+    }
+    assert_eq!(
+        used_bytes(&h).await,
+        0,
+        "a refused read-through leaks no reservation"
+    );
+    h.shutdown().await;
+}

@@ -100,7 +100,7 @@ impl<'a> Planner<'a> {
 
     /// A dir of tier `t` with `bytes` free, making room if needed.
     pub fn room_in_tier(&mut self, t: usize, bytes: u64) -> Option<usize> {
-        let need = bytes as i64;
+        let need = signed(bytes);
         let dirs = &self.tiers[t].dirs;
         // Already free: the dir with the most room.
         if let Some(d) = (0..dirs.len())
@@ -139,7 +139,7 @@ impl<'a> Planner<'a> {
     /// Makes `bytes` free in dir `d` of tier `t`. Returns whether it got there (ops planned on
     /// the way stay planned: the watermark task wants partial progress).
     pub fn free_in_dir(&mut self, t: usize, d: usize, bytes: u64) -> bool {
-        let need = bytes as i64;
+        let need = signed(bytes);
         if self.sim.free[t][d] >= need {
             return true;
         }
@@ -244,4 +244,10 @@ pub(super) fn shortage_message(inner: &Inner, tiers: &[Tier], t: usize, bytes: u
         ));
     }
     msg
+}
+
+/// A size from a request as the planner's signed free space: sizes past `i64::MAX` (no dir is
+/// that big) saturate instead of wrapping to a negative need that every dir would satisfy.
+fn signed(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
