@@ -918,13 +918,19 @@ impl Namespace {
             .publish_fence
             .begin_detach(|| self.tx(), plan.target.id, &p)
             .await?;
+        let ufs: &Ufs = &plan.mount.ufs;
         if !alluvium_only && inode::is_persisted(&plan.target) {
-            let ufs: &Ufs = &plan.mount.ufs;
             if plan.target.is_dir {
                 ufs.delete_dir_all(&plan.rel).await?;
             } else {
                 ufs.delete_file(&plan.rel).await?;
             }
+        } else if !alluvium_only && !plan.target.is_dir && !plan.target.completed {
+            // The UFS path of a file never completed holds only what its own writer put there:
+            // a THROUGH or CACHE_THROUGH write that reached the UFS and then failed before
+            // CompleteFile (the master restarted, the client died). Left there, the next sync
+            // would bring the failed write back as a complete file.
+            ufs.delete_file(&plan.rel).await?;
         }
         let now = now_ms();
         let mut tx = self.tx();

@@ -172,6 +172,44 @@ async fn through_files_have_no_blocks_and_complete_persisted() {
     );
 }
 
+/// Issue 17's "a write reported as failed comes back": a CACHE_THROUGH write reached the UFS,
+/// CompleteFile then failed (the master restarted), and the client deleted the incomplete
+/// file. The UFS copy must go with it, or the next sync imports the failed write as complete.
+#[tokio::test]
+async fn deleting_an_incomplete_file_removes_what_its_writer_put_in_the_ufs() {
+    let env = Env::with(|c| c.sync_interval = Duration::ZERO);
+    let su = env.su();
+    env.mkdir(&su, "/out", 0o755).await;
+    for wt in [WriteType::CacheThrough, WriteType::Through] {
+        let p = format!("/out/{wt:?}");
+        env.ns.create_file(&su, &file_req(&p, wt)).await.unwrap();
+        // What the worker does before the client's CompleteFile: the file is in the UFS.
+        let res = env.ns.mount_table().resolve(&p).unwrap();
+        let mut w = res.mount.ufs.writer(&res.rel).await.unwrap();
+        w.write(bytes::Bytes::from_static(b"half a job"))
+            .await
+            .unwrap();
+        w.close().await.unwrap();
+        // The client's cleanup after the failed CompleteFile.
+        env.ns.delete(&su, &p, false, false).await.unwrap();
+        assert!(
+            !env.ufs_dir.join(&res.rel).exists(),
+            "{wt:?}: the UFS copy stayed"
+        );
+    }
+    // Every listing syncs here: nothing comes back.
+    assert!(names(&env, &su, "/out").await.is_empty());
+    // --alluvium-only still keeps whatever the UFS holds.
+    env.ns
+        .create_file(&su, &file_req("/out/kept", WriteType::Through))
+        .await
+        .unwrap();
+    std::fs::create_dir_all(env.ufs_dir.join("out")).unwrap();
+    std::fs::write(env.ufs_dir.join("out/kept"), b"k").unwrap();
+    env.ns.delete(&su, "/out/kept", false, true).await.unwrap();
+    assert!(env.ufs_dir.join("out/kept").exists());
+}
+
 #[tokio::test]
 async fn permission_rules() {
     let env = Env::new();
