@@ -354,6 +354,101 @@ fn eviction_moves_blocks_from_mem_to_ssd_and_pinned_files_stay_in_mem() {
     });
 }
 
+/// CACHE_THROUGH blocks were written as durable, so while the file was still being written the
+/// tier could evict its own first blocks to make room for the next, and the persist at close
+/// then failed with "block … is cached nowhere (file deleted?)". They are durable only once
+/// the file is in the UFS: a file larger than the free cache fails as out of space, saying
+/// why, and leaves nothing behind; one that fits is written and may then be evicted.
+#[test]
+fn cache_through_blocks_stay_until_persisted() {
+    let cluster = Cluster::start(ClusterOptions {
+        mem: "4MiB",
+        ..Default::default()
+    });
+    let rt = runtime();
+    rt.block_on(async {
+        let fs = FileSystem::connect(&cluster.client_config()).await.unwrap();
+        // Half the tier holds data nothing may evict (cached only).
+        write(
+            &fs,
+            "/ct/kept",
+            &data(2 * MIB, 1),
+            opts(WriteType::MustCache),
+        )
+        .await;
+        let mut out = fs
+            .create_file("/ct/big", opts(WriteType::CacheThrough))
+            .await
+            .unwrap();
+        let mut err = None;
+        for piece in data(3 * MIB, 2).chunks(64 * 1024) {
+            if let Err(e) = out.write(piece).await {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = match err {
+            Some(e) => {
+                out.cancel().await.unwrap();
+                e
+            }
+            None => out
+                .close()
+                .await
+                .expect_err("3 MiB cannot be cached in 2 MiB of free space"),
+        };
+        assert_eq!(err.code, ErrorCode::ResourceExhausted, "{err}");
+        assert!(err.message.contains("not persisted"), "{err}");
+        assert!(
+            fs.get_status("/ct/big").await.is_err(),
+            "the failed file stays"
+        );
+        assert!(
+            !cluster.ufs_dir.join("ct/big").exists(),
+            "the failed file reached the UFS"
+        );
+        // The failed file's blocks go at the worker's next heartbeat.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let used: u64 = fs
+                .workers()
+                .await
+                .unwrap()
+                .iter()
+                .map(|w| w.used_bytes)
+                .sum();
+            if used <= 2 * MIB as u64 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failed file's blocks stay: {used}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // One that fits is written; once persisted its blocks give way to new data.
+        write(
+            &fs,
+            "/ct/fits",
+            &data(2 * MIB, 3),
+            opts(WriteType::CacheThrough),
+        )
+        .await;
+        assert!(fs.get_status("/ct/fits").await.unwrap().persisted);
+        write(
+            &fs,
+            "/ct/more",
+            &data(2 * MIB, 4),
+            opts(WriteType::MustCache),
+        )
+        .await;
+        assert_eq!(
+            md5_hex(&read(&fs, "/ct/fits", ReadType::NoCache).await),
+            md5_hex(&data(2 * MIB, 3))
+        );
+    });
+}
+
 #[test]
 fn a_full_tier_of_unpersisted_data_refuses_writes_and_says_why() {
     let cluster = Cluster::start(ClusterOptions {

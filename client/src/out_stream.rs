@@ -308,7 +308,9 @@ impl FileOutStream {
                     reserve_bytes: self.block_size,
                     tier: String::new(),
                     pinned: self.opts.pinned,
-                    durable: self.write_type == WriteType::CacheThrough,
+                    // Not even CACHE_THROUGH: evictable only once the file is in the UFS
+                    // (the worker's PersistFile, or the master, says so).
+                    durable: false,
                 },
             )),
         };
@@ -346,7 +348,7 @@ impl FileOutStream {
                 reserve_bytes: self.block_size,
                 tier: String::new(),
                 pinned: self.opts.pinned,
-                durable: self.write_type == WriteType::CacheThrough,
+                durable: false,
             })
             .await
             .map_err(Error::from)?
