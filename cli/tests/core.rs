@@ -449,6 +449,76 @@ fn cache_through_blocks_stay_until_persisted() {
     });
 }
 
+/// Issue 17: "a 0-byte S3 PUT into a 64 MiB MEM tier holding 85 bytes fails: cannot allocate
+/// 64.0MiB". Writers reserve as their data arrives, by short-circuit (GrowLocalBlock) and by
+/// streaming alike, so what fits is written.
+#[test]
+fn writes_reserve_as_their_data_arrives() {
+    let cluster = Cluster::start(ClusterOptions {
+        mem: "2MiB",
+        block_size: "2MiB",
+        ..Default::default()
+    });
+    let rt = runtime();
+    rt.block_on(async {
+        for short_circuit in [true, false] {
+            let mut config = cluster.client_config();
+            config.client.short_circuit_write = short_circuit;
+            let fs = FileSystem::connect(&config).await.unwrap();
+            let dir = format!("/r{short_circuit}");
+            write(
+                &fs,
+                &format!("{dir}/small"),
+                &[7u8; 85],
+                opts(WriteType::MustCache),
+            )
+            .await;
+            write(
+                &fs,
+                &format!("{dir}/empty"),
+                &[],
+                opts(WriteType::MustCache),
+            )
+            .await;
+            let body = data(MIB + MIB / 2, 6);
+            write(
+                &fs,
+                &format!("{dir}/most"),
+                &body,
+                opts(WriteType::MustCache),
+            )
+            .await;
+            assert_eq!(
+                md5_hex(&read(&fs, &format!("{dir}/most"), ReadType::Cache).await),
+                md5_hex(&body)
+            );
+            fs.delete(
+                &dir,
+                alluvium_client::DeleteOptions {
+                    recursive: true,
+                    alluvium_only: false,
+                },
+            )
+            .await
+            .unwrap();
+            // The deleted blocks go at the worker's next heartbeat.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while fs
+                .workers()
+                .await
+                .unwrap()
+                .iter()
+                .map(|w| w.used_bytes)
+                .sum::<u64>()
+                > 0
+            {
+                assert!(std::time::Instant::now() < deadline, "blocks of {dir} stay");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+}
+
 #[test]
 fn a_full_tier_of_unpersisted_data_refuses_writes_and_says_why() {
     let cluster = Cluster::start(ClusterOptions {
@@ -520,6 +590,49 @@ fn cache_through_file_survives_losing_its_worker() {
         let fs = FileSystem::connect(&cluster.client_config()).await.unwrap();
         let got = read(&fs, "/ct/f", ReadType::Cache).await;
         assert_eq!(md5_hex(&got), md5_hex(&bytes));
+    });
+}
+
+/// Right after a master restart the master knows no worker until each re-registers at its next
+/// heartbeat, and a write in that window failed at once with "no live worker" (issue 17). A
+/// write now waits for a worker, bounded: with none at all it still fails, within seconds.
+#[test]
+fn a_write_waits_a_bounded_time_for_a_live_worker() {
+    let mut cluster = Cluster::start(ClusterOptions::default());
+    cluster.kill_worker(0);
+    cluster.wait_live_workers(0);
+    let rt = runtime();
+    let fs = rt
+        .block_on(FileSystem::connect(&cluster.client_config()))
+        .unwrap();
+    let writer = {
+        let fs = fs.clone();
+        rt.spawn(async move {
+            write(&fs, "/w/after", &data(1000, 5), opts(WriteType::MustCache)).await;
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.start_worker(0);
+    rt.block_on(writer)
+        .expect("the write failed instead of waiting for the worker");
+    cluster.kill_worker(0);
+    cluster.wait_live_workers(0);
+    rt.block_on(async {
+        let started = std::time::Instant::now();
+        let e = match fs.create_file("/w/none", opts(WriteType::MustCache)).await {
+            Ok(mut out) => match out.write(b"x").await {
+                Ok(()) => out.close().await.expect_err("written with no worker"),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+        assert!(e.message.contains("no live worker"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
     });
 }
 

@@ -48,6 +48,10 @@ pub(crate) struct Inner {
 
 /// How long a fetched worker list is reused for choosing write and read-through workers.
 const WORKER_CACHE_TTL: Duration = Duration::from_secs(2);
+/// How long a write waits for a live worker when the master knows none (several heartbeat
+/// intervals: workers re-register with a restarted master at their next heartbeat).
+const WORKER_WAIT: Duration = Duration::from_secs(5);
+const WORKER_POLL: Duration = Duration::from_millis(100);
 
 /// A handle on the cluster; cheap to clone and shared by every stream it opens.
 #[derive(Clone)]
@@ -501,6 +505,24 @@ impl FileSystem {
         }
         let ws = self.workers().await?;
         *self.inner.worker_cache.lock() = Some((std::time::Instant::now(), ws.clone()));
+        Ok(ws)
+    }
+
+    /// The workers, waiting (bounded by [`WORKER_WAIT`]) while none is live: right after a
+    /// master restart, workers are known again only once they have re-registered at their next
+    /// heartbeat (and a lost worker only once it is back), and a write then should wait for
+    /// them, not fail.
+    pub(crate) async fn live_workers_waiting(&self, path: &str) -> Result<Vec<WorkerInfo>> {
+        let deadline = tokio::time::Instant::now() + WORKER_WAIT;
+        let mut ws = self.live_workers_cached().await?;
+        while !ws.iter().any(crate::locality::is_live) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(no_live_worker(path));
+            }
+            tokio::time::sleep(WORKER_POLL).await;
+            self.forget_workers();
+            ws = self.live_workers_cached().await?;
+        }
         Ok(ws)
     }
 

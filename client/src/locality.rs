@@ -8,7 +8,7 @@ pub fn is_local(address: Option<&WorkerNetAddress>, hostname: &str) -> bool {
     address.is_some_and(|a| a.host.eq_ignore_ascii_case(hostname))
 }
 
-fn is_live(w: &WorkerInfo) -> bool {
+pub(crate) fn is_live(w: &WorkerInfo) -> bool {
     w.state.eq_ignore_ascii_case("LIVE")
 }
 

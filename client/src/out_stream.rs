@@ -30,6 +30,9 @@ enum BlockWriter {
         block_id: u64,
         file: Option<std::fs::File>,
         written: u64,
+        /// Bytes the worker has reserved for the block; 0 = the whole block (a worker that
+        /// reserves up front).
+        reserved: u64,
     },
     /// A `WriteBlock` stream; the call runs in its own task so the stream is driven while we feed
     /// it.
@@ -94,7 +97,7 @@ impl FileOutStream {
                 info.path
             )));
         }
-        let workers = fs.live_workers_cached().await?;
+        let workers = fs.live_workers_waiting(&info.path).await?;
         let hostname = fs.inner.hostname.clone();
         let worker = locality::choose_write_worker(&workers, &hostname, &[])
             .cloned()
@@ -372,6 +375,7 @@ impl FileOutStream {
                     block_id: id,
                     file: Some(file),
                     written: 0,
+                    reserved: resp.reserved_bytes,
                 })
             }
             Err(e) => {
@@ -384,8 +388,43 @@ impl FileOutStream {
     async fn write_block_part(&mut self, part: Bytes) -> Result<()> {
         let n = part.len() as u64;
         let metrics = &self.fs.inner.metrics;
+        let block_size = self.block_size;
         match self.block.as_mut() {
-            Some(BlockWriter::Local { file, written, .. }) => {
+            Some(BlockWriter::Local {
+                block_id,
+                file,
+                written,
+                reserved,
+            }) => {
+                let end = *written + n;
+                if *reserved != 0 && end > *reserved {
+                    // The worker reserves as the data arrives: ask for more first, doubling,
+                    // so a block costs a handful of calls.
+                    // Near a full tier, by exactly what is needed.
+                    let doubled = end.max(reserved.saturating_mul(2)).min(block_size.max(end));
+                    let (block_id, session_id) = (*block_id, self.session_id);
+                    let grow = |total_bytes| {
+                        let mut client = self.client.clone();
+                        async move {
+                            client
+                                .grow_local_block(pb::GrowLocalBlockRequest {
+                                    block_id,
+                                    session_id,
+                                    total_bytes,
+                                })
+                                .await
+                                .map_err(Error::from)
+                        }
+                    };
+                    *reserved = match grow(doubled).await {
+                        Ok(_) => doubled,
+                        Err(e) if e.code == ErrorCode::ResourceExhausted && doubled > end => {
+                            grow(end).await?;
+                            end
+                        }
+                        Err(e) => return Err(e),
+                    };
+                }
                 let mut f = file
                     .take()
                     .ok_or_else(|| Error::internal("short-circuit block file lost"))?;
@@ -432,6 +471,7 @@ impl FileOutStream {
                 block_id,
                 file,
                 written,
+                ..
             } => {
                 drop(file);
                 let r = self

@@ -495,7 +495,17 @@ impl pb::block_worker_server::BlockWorker for Cluster {
         Ok(Response::new(pb::CreateLocalBlockResponse {
             path: path.to_string_lossy().into(),
             tier: "MEM".into(),
+            // As a worker that reserves the whole block up front.
+            reserved_bytes: 0,
         }))
+    }
+    async fn grow_local_block(
+        &self,
+        _: Request<pb::GrowLocalBlockRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Err(Status::failed_precondition(
+            "nothing to grow: this worker reserves whole blocks",
+        ))
     }
     async fn commit_local_block(
         &self,

@@ -276,6 +276,7 @@ impl ReadThrough {
             session_id: session,
             block_id,
             bytes: src.block_length,
+            upfront: None,
             tier: String::new(),
             pinned,
             durable: true,

@@ -8,9 +8,9 @@ use alluvium_proto::block_worker_server::BlockWorker;
 use alluvium_proto::{
     write_block_request, write_ufs_file_request, AbortLocalBlockRequest, CacheBlockRequest,
     CacheBlockResponse, CloseLocalBlockRequest, CommitLocalBlockRequest, CreateLocalBlockRequest,
-    CreateLocalBlockResponse, Empty, OpenLocalBlockRequest, OpenLocalBlockResponse,
-    PersistFileRequest, ReadBlockRequest, ReadBlockResponse, ReadType, WorkerStatus,
-    WriteBlockRequest, WriteBlockResponse, WriteUfsFileRequest, WriteUfsFileResponse,
+    CreateLocalBlockResponse, Empty, GrowLocalBlockRequest, OpenLocalBlockRequest,
+    OpenLocalBlockResponse, PersistFileRequest, ReadBlockRequest, ReadBlockResponse, ReadType,
+    WorkerStatus, WriteBlockRequest, WriteBlockResponse, WriteUfsFileRequest, WriteUfsFileResponse,
     MAX_MESSAGE_BYTES,
 };
 use bytes::Bytes;
@@ -27,7 +27,8 @@ use crate::read_through::{Range, ReadThrough, UfsRead};
 use crate::store::{BlockStore, BlockWriter, Reservation};
 use crate::ufs_mounts::UfsMounts;
 
-/// Reservations of writes without `reserve_bytes` grow in steps of this much.
+/// Writers reserve this much up front and then grow their reservation in steps of this much as
+/// their data arrives (a 0-byte file never holds a whole block's space).
 const GROW_STEP: u64 = 1 << 20;
 
 pub struct WorkerService {
@@ -66,6 +67,26 @@ pub(crate) fn check_range(
     }
 }
 
+/// Grows the reservation of a block being written to hold `end` bytes: by a whole
+/// [`GROW_STEP`] when there is room, else by exactly what is needed (a block may end in the last
+/// free bytes of a tier). Returns the new reservation.
+async fn grow_reservation(
+    store: &BlockStore,
+    session: u64,
+    block_id: u64,
+    end: u64,
+) -> Result<u64> {
+    let wanted = end.next_multiple_of(GROW_STEP);
+    match store.grow(session, block_id, wanted).await {
+        Ok(()) => Ok(wanted),
+        Err(e) if e.code == ErrorCode::ResourceExhausted && wanted > end => {
+            store.grow(session, block_id, end).await?;
+            Ok(end)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl WorkerService {
     fn chunk(&self, requested: u32) -> usize {
         let c = if requested == 0 {
@@ -92,8 +113,7 @@ impl WorkerService {
                 Some(write_block_request::Value::Chunk(data)) => {
                     let end = f.written() + data.len() as u64;
                     if end > reserved {
-                        reserved = end.next_multiple_of(GROW_STEP);
-                        self.store.grow(session, block_id, reserved).await?;
+                        reserved = grow_reservation(&self.store, session, block_id, end).await?;
                     }
                     f.write(data)
                         .await
@@ -243,13 +263,14 @@ impl BlockWorker for WorkerService {
                 session_id: session,
                 block_id: id,
                 bytes: header.reserve_bytes,
+                upfront: Some(GROW_STEP),
                 tier: header.tier.clone(),
                 pinned: header.pinned,
                 durable: header.durable,
             })
             .await?;
         let written = self
-            .write_block_inner(session, id, header.reserve_bytes, &tmp.path, &mut stream)
+            .write_block_inner(session, id, tmp.reserved, &tmp.path, &mut stream)
             .await;
         let committed = match written {
             Ok(n) => self.store.commit(session, id, n).await,
@@ -355,6 +376,7 @@ impl BlockWorker for WorkerService {
                 session_id: r.session_id,
                 block_id: r.block_id,
                 bytes: r.reserve_bytes,
+                upfront: Some(GROW_STEP),
                 tier: r.tier,
                 pinned: r.pinned,
                 durable: r.durable,
@@ -364,7 +386,19 @@ impl BlockWorker for WorkerService {
         Ok(Response::new(CreateLocalBlockResponse {
             path: tmp.path.to_string_lossy().into_owned(),
             tier: tmp.tier,
+            reserved_bytes: tmp.reserved,
         }))
+    }
+
+    async fn grow_local_block(
+        &self,
+        request: Request<GrowLocalBlockRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        self.store
+            .grow(r.session_id, r.block_id, r.total_bytes)
+            .await?;
+        Ok(Response::new(Empty {}))
     }
 
     async fn commit_local_block(

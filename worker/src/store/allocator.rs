@@ -136,6 +136,17 @@ impl<'a> Planner<'a> {
         None
     }
 
+    /// A dir of tier `t` that could hold `placed_for` bytes (after eviction), with `now` bytes
+    /// made free there. Writers that reserve as their data arrives are still placed where the
+    /// whole block could go, so a long write does not start in a tier it cannot finish in.
+    pub fn place(&mut self, t: usize, placed_for: u64, now: u64) -> Option<usize> {
+        let saved = self.sim.clone();
+        let d = self.room_in_tier(t, placed_for.max(now));
+        self.sim = saved;
+        let d = d?;
+        self.free_in_dir(t, d, now).then_some(d)
+    }
+
     /// Makes `bytes` free in dir `d` of tier `t`. Returns whether it got there (ops planned on
     /// the way stay planned: the watermark task wants partial progress).
     pub fn free_in_dir(&mut self, t: usize, d: usize, bytes: u64) -> bool {

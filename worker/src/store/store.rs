@@ -33,7 +33,12 @@ const RECENT_EVICTIONS: usize = 100;
 pub struct Reservation {
     pub session_id: u64,
     pub block_id: u64,
+    /// The block's expected size (an upper bound: the block may end shorter).
     pub bytes: u64,
+    /// Reserve only this much now and the rest as data arrives ([`BlockStore::grow`]), for
+    /// writers whose length is not known up front; `None` reserves `bytes` at once. The block
+    /// is still placed where `bytes` could go.
+    pub upfront: Option<u64>,
     /// Preferred tier alias; empty = the top tier.
     pub tier: String,
     pub pinned: bool,
@@ -45,6 +50,8 @@ pub struct Reservation {
 pub struct TempLocation {
     pub path: PathBuf,
     pub tier: String,
+    /// Bytes reserved so far.
+    pub reserved: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +270,7 @@ impl BlockStore {
     pub async fn reserve(&self, r: &Reservation) -> Result<TempLocation> {
         let first = self.tier_index(&r.tier)?;
         let key = (r.session_id, r.block_id);
-        let (loc, execs) = {
+        let (loc, reserved, execs) = {
             let mut inner = self.inner.lock();
             if inner.blocks.contains_key(&r.block_id) {
                 return Err(Error::already_exists(format!(
@@ -282,6 +289,7 @@ impl BlockStore {
             } else {
                 self.tiers.len()
             };
+            let reserve_now = r.upfront.map_or(r.bytes, |u| u.min(r.bytes));
             let mut chosen = None;
             let mut why = Vec::new();
             // First pass: the whole request, fastest tier first. Second pass (only when no tier
@@ -297,17 +305,21 @@ impl BlockStore {
                         .map(|d| d.capacity)
                         .max()
                         .unwrap_or(0);
-                    let want = if capped {
-                        r.bytes.min(biggest).max(1)
-                    } else {
-                        r.bytes
+                    // Reserved now, and what the chosen dir must be able to hold.
+                    let (now, placed_for) = match (capped, r.upfront) {
+                        (false, _) => (reserve_now, r.bytes),
+                        (true, None) => {
+                            let w = r.bytes.min(biggest).max(1);
+                            (w, w)
+                        }
+                        (true, Some(_)) => (reserve_now, reserve_now),
                     };
                     let mut planner = Planner::new(&inner, &self.tiers, None);
-                    if let Some(d) = planner.room_in_tier(t, want) {
-                        chosen = Some((Loc { tier: t, dir: d }, planner.into_ops(), want));
+                    if let Some(d) = planner.place(t, placed_for, now) {
+                        chosen = Some((Loc { tier: t, dir: d }, planner.into_ops(), now));
                         break;
                     }
-                    why.push(shortage_message(&inner, &self.tiers, t, want));
+                    why.push(shortage_message(&inner, &self.tiers, t, placed_for));
                 }
                 if chosen.is_some() {
                     break;
@@ -331,7 +343,7 @@ impl BlockStore {
                     committing: false,
                 },
             );
-            (loc, execs)
+            (loc, reserved, execs)
         };
         self.execute(execs).await;
         let path = self.tiers[loc.tier].dirs[loc.dir].tmp_path(r.session_id, r.block_id);
@@ -343,12 +355,13 @@ impl BlockStore {
             block_id = r.block_id,
             session = r.session_id,
             tier = self.alias(loc.tier),
-            bytes = r.bytes.min(self.tiers[loc.tier].dirs[loc.dir].capacity),
+            bytes = reserved,
             "reserved"
         );
         Ok(TempLocation {
             path,
             tier: self.alias(loc.tier).to_string(),
+            reserved,
         })
     }
 

@@ -44,6 +44,7 @@ async fn put_in(
             session_id: 1,
             block_id: id,
             bytes: len,
+            upfront: None,
             tier: tier.into(),
             pinned,
             durable,
@@ -153,6 +154,7 @@ async fn pinned_blocks_stay_in_the_top_tier() {
         .reserve(&Reservation {
             block_id: ids::block_id(pinned_file, 1),
             bytes: 150,
+            upfront: None,
             pinned: true,
             ..Default::default()
         })
@@ -181,6 +183,7 @@ async fn non_durable_blocks_are_never_dropped_and_the_error_says_why() {
         .reserve(&Reservation {
             block_id: 99,
             bytes: 64 << 10,
+            upfront: None,
             ..Default::default()
         })
         .await
@@ -196,6 +199,7 @@ async fn non_durable_blocks_are_never_dropped_and_the_error_says_why() {
         .reserve(&Reservation {
             block_id: 99,
             bytes: 64,
+            upfront: None,
             ..Default::default()
         })
         .await
@@ -276,6 +280,7 @@ async fn restart_adopts_blocks_and_deletes_tmp_files() {
                 session_id: 5,
                 block_id: 3,
                 bytes: 100,
+                upfront: None,
                 ..Default::default()
             })
             .await
@@ -311,6 +316,7 @@ async fn space_accounting_returns_to_zero() {
             session_id: 1,
             block_id: 1,
             bytes: 300,
+            upfront: None,
             ..Default::default()
         })
         .await
@@ -326,6 +332,7 @@ async fn space_accounting_returns_to_zero() {
             session_id: 2,
             block_id: 2,
             bytes: 300,
+            upfront: None,
             ..Default::default()
         })
         .await
@@ -341,6 +348,7 @@ async fn space_accounting_returns_to_zero() {
             session_id: 3,
             block_id: 3,
             bytes: 10,
+            upfront: None,
             ..Default::default()
         })
         .await
@@ -369,6 +377,7 @@ async fn space_accounting_returns_to_zero() {
             session_id: 9,
             block_id: 4,
             bytes: 1,
+            upfront: None,
             ..Default::default()
         })
         .await
@@ -410,10 +419,77 @@ async fn several_dirs_per_tier_each_with_a_quota() {
         .reserve(&Reservation {
             block_id: 9,
             bytes: 150,
+            upfront: None,
             ..Default::default()
         })
         .await
         .unwrap();
     let e = store.grow(0, 9, 150).await.unwrap_err();
     assert!(e.message.contains("larger than the biggest dir"), "{e}");
+}
+
+/// Issue 17: "a 0-byte S3 PUT into a 64 MiB MEM tier holding 85 bytes fails", and a tier
+/// admitted only as many writers as whole blocks fit. Writers that reserve as their data
+/// arrives take a first part up front and grow; they are still placed where the whole block
+/// could go when some tier can take it.
+#[tokio::test]
+async fn writers_reserve_as_their_data_arrives() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path(), &[("MEM", 64 << 10)]);
+    put(&store, 1, 85, false).await; // not persisted: never evicted
+    let writer = |session_id, block_id| Reservation {
+        session_id,
+        block_id,
+        bytes: 64 << 10,
+        upfront: Some(1 << 10),
+        ..Default::default()
+    };
+    // The 0-byte file.
+    let t = store.reserve(&writer(1, 2)).await.unwrap();
+    assert_eq!((t.tier.as_str(), t.reserved), ("MEM", 1 << 10));
+    store.commit(1, 2, 0).await.unwrap();
+    assert_eq!(used(&store), 85);
+    // Twenty writers of 64 KiB blocks at once in a 64 KiB tier; each grows as it writes.
+    for b in 10..30 {
+        store.reserve(&writer(b, b)).await.unwrap();
+    }
+    assert_eq!(used(&store), 85 + 20 * (1 << 10));
+    store.grow(10, 10, 30 << 10).await.unwrap();
+    let e = store.grow(11, 11, 40 << 10).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ResourceExhausted, "{e}");
+    // A whole-block reservation still asks for what one dir holds.
+    let e = store
+        .reserve(&Reservation {
+            block_id: 99,
+            bytes: 64 << 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::ResourceExhausted, "{e}");
+}
+
+/// Placement still follows the whole block: a tier that cannot take it is passed over for one
+/// that can, even though the first part would fit.
+#[tokio::test]
+async fn writers_that_reserve_as_they_go_are_placed_for_the_whole_block() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path(), &[("MEM", 64 << 10), ("SSD", 1 << 20)]);
+    // Pinned: it never leaves MEM, so MEM can never hold a 64 KiB block again.
+    put_in(&store, 1, 32 << 10, false, "MEM", true).await;
+    let writer = |block_id, bytes| Reservation {
+        session_id: 1,
+        block_id,
+        bytes,
+        upfront: Some(1 << 10),
+        ..Default::default()
+    };
+    let big = store.reserve(&writer(2, 64 << 10)).await.unwrap();
+    assert_eq!((big.tier.as_str(), big.reserved), ("SSD", 1 << 10));
+    let small = store.reserve(&writer(3, 16 << 10)).await.unwrap();
+    assert_eq!((small.tier.as_str(), small.reserved), ("MEM", 1 << 10));
+}
+
+fn used(store: &BlockStore) -> u64 {
+    store.usage().iter().map(|t| t.used_bytes).sum()
 }
