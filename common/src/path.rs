@@ -4,8 +4,20 @@
 
 use crate::error::{Error, Result};
 
-/// Normalizes an absolute namespace path. Errors on relative paths, NUL bytes, and `..` above `/`.
+/// The longest namespace path, in bytes (Linux's PATH_MAX). Longer ones are refused before
+/// anything else looks at them, and error messages never echo more than a prefix of a path.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Normalizes an absolute namespace path. Errors on relative paths, NUL bytes, `..` above `/`,
+/// and paths longer than [`MAX_PATH_BYTES`].
 pub fn normalize(path: &str) -> Result<String> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(Error::invalid_argument(format!(
+            "{}: path of {} bytes is longer than the {MAX_PATH_BYTES} allowed",
+            shortened(path),
+            path.len()
+        )));
+    }
     if !path.starts_with('/') {
         return Err(Error::invalid_argument(format!(
             "{path}: path must be absolute (start with /)"
@@ -80,6 +92,14 @@ pub fn relative_to<'a>(base: &str, path: &'a str) -> Option<&'a str> {
     Some(path[base.len()..].trim_start_matches('/'))
 }
 
+/// The first 64 characters of `s` and an ellipsis, for messages about overlong input.
+pub fn shortened(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 /// Checks a single file name (a path component) sent by a client or found in a UFS listing.
 pub fn validate_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
@@ -100,6 +120,20 @@ mod tests {
         assert_eq!(normalize("//a/./b//").unwrap(), "/a/b");
         assert_eq!(normalize("/a/b/../c").unwrap(), "/a/c");
         assert_eq!(normalize("/a/..").unwrap(), "/");
+    }
+
+    #[test]
+    fn overlong_paths_are_refused_with_a_short_message() {
+        let long = format!("/{}", "x".repeat(100_000));
+        let e = normalize(&long).unwrap_err();
+        assert!(e.message.contains("100001 bytes"), "{e}");
+        assert!(
+            e.message.len() < 200,
+            "the message echoes the path: {} bytes",
+            e.message.len()
+        );
+        let max = format!("/{}", "x".repeat(MAX_PATH_BYTES - 1));
+        assert_eq!(normalize(&max).unwrap(), max);
     }
 
     #[test]

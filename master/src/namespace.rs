@@ -546,6 +546,10 @@ impl Namespace {
         self.sync_path(&p, false).await?;
         let res = self.mounts.resolve(&p)?;
         res.mount.check_writable(&p)?;
+        res.mount
+            .ufs
+            .check_fits(&res.rel)
+            .map_err(|e| e.context(&p))?;
         let block_size = if req.block_size == 0 {
             self.default_block_size
         } else {
@@ -788,6 +792,10 @@ impl Namespace {
         }
         self.sync_path(&p, false).await?;
         let res = self.mounts.resolve(&p)?;
+        res.mount
+            .ufs
+            .check_fits(&res.rel)
+            .map_err(|e| e.context(&p))?;
         let persist = WriteType::try_from(req.write_type).unwrap_or(WriteType::Unspecified)
             != WriteType::MustCache;
         // Check first (no I/O under the lock), then create in the UFS, then commit.
@@ -1027,6 +1035,10 @@ impl Namespace {
             )));
         }
         rs.mount.check_writable(&src)?;
+        rd.mount
+            .ufs
+            .check_fits(&rd.rel)
+            .map_err(|e| e.context(&dst))?;
         let (s, _) = {
             let tx = self.tx();
             self.plan_rename(&tx, checker, &src, &dst)?

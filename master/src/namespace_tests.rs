@@ -403,6 +403,42 @@ async fn block_sizes_past_the_maximum_are_refused_at_create() {
     env.ns.create_file(&su, &req).await.unwrap();
 }
 
+/// Issue 17: names longer than the UFS allows were accepted, and their persist then failed
+/// forever. The root UFS here is a local directory: names of at most 255 bytes.
+#[tokio::test]
+async fn names_longer_than_the_ufs_allows_are_refused() {
+    let env = Env::new();
+    let su = env.su();
+    let too_long = format!("/{}", "n".repeat(256));
+    for wt in [WriteType::MustCache, WriteType::Through] {
+        let (c, m) = code(env.ns.create_file(&su, &file_req(&too_long, wt)).await);
+        assert_eq!(c, ErrorCode::InvalidArgument);
+        assert!(m.contains("256 bytes is longer than the 255"), "{m}");
+    }
+    let dir_req = CreateDirectoryRequest {
+        path: too_long.clone(),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(env.ns.create_directory(&su, &dir_req).await).0,
+        ErrorCode::InvalidArgument
+    );
+    env.through_file(&su, "/short", b"s").await;
+    assert_eq!(
+        code(env.ns.rename(&su, "/short", &too_long).await).0,
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(names(&env, &su, "/").await, vec!["short"]);
+    // The longest name a local file system takes is written through (its temporary name is
+    // kept short too).
+    let longest = format!("/{}", "n".repeat(255));
+    env.through_file(&su, &longest, b"l").await;
+    assert_eq!(
+        std::fs::read(env.ufs_dir.join(&longest[1..])).unwrap(),
+        b"l"
+    );
+}
+
 #[tokio::test]
 async fn path_escapes_are_refused() {
     let env = Env::new();

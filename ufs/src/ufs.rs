@@ -168,6 +168,37 @@ impl Ufs {
         self.uri.scheme
     }
 
+    /// Checks that `rel` can be stored here: file systems (local, HDFS) take names of at most
+    /// 255 bytes, S3 keys of at most 1024 bytes (the mount's prefix included). A name the UFS
+    /// cannot hold must be refused when it is created, not found out by a persist that then
+    /// fails forever.
+    pub fn check_fits(&self, rel: &str) -> Result<()> {
+        let rel = rel.trim_matches('/');
+        match self.uri.scheme {
+            Scheme::File | Scheme::WebHdfs => {
+                if let Some(long) = rel.split('/').find(|c| c.len() > MAX_FS_NAME_BYTES) {
+                    return Err(Error::invalid_argument(format!(
+                        "{}: a name of {} bytes is longer than the {MAX_FS_NAME_BYTES} this UFS allows",
+                        self.uri(),
+                        long.len()
+                    )));
+                }
+            }
+            Scheme::S3 => {
+                let prefix = self.uri.path.trim_matches('/');
+                let key = prefix.len() + usize::from(!prefix.is_empty()) + rel.len();
+                if key > MAX_S3_KEY_BYTES {
+                    return Err(Error::invalid_argument(format!(
+                        "{}: a key of {key} bytes is longer than the {MAX_S3_KEY_BYTES} S3 allows",
+                        self.uri()
+                    )));
+                }
+            }
+            Scheme::Memory => {}
+        }
+        Ok(())
+    }
+
     /// Whether renaming a directory is supported natively (object stores cannot).
     pub fn supports_dir_rename(&self) -> bool {
         matches!(self.uri.scheme, Scheme::File | Scheme::WebHdfs)
@@ -379,6 +410,13 @@ impl Ufs {
                 Some((d, n)) => (format!("{d}/"), n),
                 None => (String::new(), full.as_str()),
             };
+            // Short enough for the file system even when the target's name is as long as it
+            // allows: the random suffix makes it unique, the name only helps a human.
+            let mut end = name.len().min(64);
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            let name = &name[..end];
             format!("{dir}.{name}{TMP_MARKER}{:016x}", rand::random::<u64>())
         });
         let w = self
@@ -492,6 +530,12 @@ fn status_of(rel: &str, m: &opendal::Metadata) -> UfsStatus {
         fingerprint,
     }
 }
+
+/// The longest file name local file systems and HDFS take (NAME_MAX; HDFS's default
+/// `dfs.namenode.fs-limits.max-component-length`).
+const MAX_FS_NAME_BYTES: usize = 255;
+/// The longest S3 object key.
+const MAX_S3_KEY_BYTES: usize = 1024;
 
 /// Marks a file being written under its temporary name (`.<name>.alluvium-ufs-tmp-<random>`);
 /// listings skip such names.
@@ -729,5 +773,28 @@ mod tests {
             e.message.starts_with("s3://bucket/p/x: UFS unavailable"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn names_must_fit_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Ufs::open(dir.path().to_str().unwrap(), &no_opts()).unwrap();
+        local.check_fits(&format!("a/{}", "n".repeat(255))).unwrap();
+        let e = local
+            .check_fits(&format!("a/{}/b", "n".repeat(256)))
+            .unwrap_err();
+        assert!(e.message.contains("a name of 256 bytes"), "{e}");
+        let mut o = no_opts();
+        o.insert("endpoint".into(), "http://127.0.0.1:1".into());
+        o.insert("access_key_id".into(), "a".into());
+        o.insert("secret_access_key".into(), "b".into());
+        // Key = "p/" + rel: 1024 bytes at most.
+        let s3 = Ufs::open("s3://bucket/p", &o).unwrap();
+        s3.check_fits(&format!("{}/{}", "n".repeat(600), "m".repeat(421)))
+            .unwrap();
+        let e = s3
+            .check_fits(&format!("{}/{}", "n".repeat(600), "m".repeat(422)))
+            .unwrap_err();
+        assert!(e.message.contains("a key of 1025 bytes"), "{e}");
     }
 }
