@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs what it needs, then formatting, lints, every Rust
+# The whole test suite, as CI runs it: installs what it needs, then formatting, lints, docs, every Rust
 # test (unit tests and end-to-end tests that start real master/worker processes), and the Python
 # tests (offline Kubernetes manifest validation with real validators).
 #
@@ -20,6 +20,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo doc --no-deps (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 step "cargo test (unit and end-to-end)"
 cargo test --workspace --no-fail-fast

@@ -39,7 +39,7 @@ use users::Users;
 /// `alluvium fuse ...`
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum FuseCommand {
-    /// Mount <alluvium-path> at <mountpoint>
+    /// Mount an Alluvium directory (ALLUVIUM_PATH) at a local directory (MOUNTPOINT)
     Mount {
         /// Alluvium directory shown at the mount point (e.g. `/` or `/datasets`).
         alluvium_path: String,
