@@ -48,9 +48,7 @@ pub(crate) struct Inner {
 
 /// How long a fetched worker list is reused for choosing write and read-through workers.
 const WORKER_CACHE_TTL: Duration = Duration::from_secs(2);
-/// How long a write waits for a live worker when the master knows none (several heartbeat
-/// intervals: workers re-register with a restarted master at their next heartbeat).
-const WORKER_WAIT: Duration = Duration::from_secs(5);
+/// How often a write waiting for a live worker asks the master again.
 const WORKER_POLL: Duration = Duration::from_millis(100);
 
 /// A handle on the cluster; cheap to clone and shared by every stream it opens.
@@ -508,12 +506,12 @@ impl FileSystem {
         Ok(ws)
     }
 
-    /// The workers, waiting (bounded by [`WORKER_WAIT`]) while none is live: right after a
-    /// master restart, workers are known again only once they have re-registered at their next
-    /// heartbeat (and a lost worker only once it is back), and a write then should wait for
-    /// them, not fail.
+    /// The workers, waiting while none is live, as long as an unreachable server is retried
+    /// (`client.retry_duration`): right after a master restart, workers are known again only
+    /// once they have re-registered at their next heartbeat (and a lost worker only once it is
+    /// back), and a write then should wait for them, not fail.
     pub(crate) async fn live_workers_waiting(&self, path: &str) -> Result<Vec<WorkerInfo>> {
-        let deadline = tokio::time::Instant::now() + WORKER_WAIT;
+        let deadline = tokio::time::Instant::now() + self.inner.config.client.retry_duration;
         let mut ws = self.live_workers_cached().await?;
         while !ws.iter().any(crate::locality::is_live) {
             if tokio::time::Instant::now() >= deadline {

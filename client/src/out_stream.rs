@@ -352,6 +352,7 @@ impl FileOutStream {
                 tier: String::new(),
                 pinned: self.opts.pinned,
                 durable: false,
+                grows: true,
             })
             .await
             .map_err(Error::from)?

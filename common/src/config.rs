@@ -147,7 +147,8 @@ pub struct ClientConfig {
     /// Timeout of one metadata call.
     #[serde(with = "humantime_serde")]
     pub rpc_timeout: Duration,
-    /// How long to keep retrying a call to a master or worker that cannot be reached.
+    /// How long to keep retrying a call to a master or worker that cannot be reached, and how
+    /// long a write waits for a live worker when the master lists none.
     #[serde(with = "humantime_serde")]
     pub retry_duration: Duration,
 }

@@ -27,7 +27,7 @@ use crate::metastore::{Counter, MetaStore, Op};
 use crate::metrics::Metrics;
 use crate::mount_table::{Mount, MountTable, ROOT_MOUNT_ID};
 use crate::permission::{Access, Checker, SuperUsers};
-use crate::publish_fence::PublishFence;
+use crate::publish_fence::{NotNow, PublishFence};
 use crate::tx::{NsState, Tx};
 
 /// Default and maximum entries per ListStatus page.
@@ -918,14 +918,25 @@ impl Namespace {
             return Err(Error::permission_denied("/: the root cannot be deleted"));
         }
         self.sync_path(&p, false).await?;
-        let plan = {
+        let first = {
             let tx = self.tx();
             self.plan_delete(&tx, checker, &p, recursive)?
         };
         let _detach = self
             .publish_fence
-            .begin_detach(|| self.tx(), plan.target.id, &p)
+            .begin_detach(|| self.tx(), first.target.id, &p)
             .await?;
+        // Planned again now that no publish below runs: one that ended while this delete
+        // waited may have persisted the target, whose UFS copy must then go too.
+        let plan = {
+            let tx = self.tx();
+            self.plan_delete(&tx, checker, &p, recursive)?
+        };
+        if plan.target.id != first.target.id {
+            return Err(Error::failed_precondition(format!(
+                "{p}: replaced while deleting; try again"
+            )));
+        }
         let ufs: &Ufs = &plan.mount.ufs;
         if !alluvium_only && inode::is_persisted(&plan.target) {
             if plan.target.is_dir {
@@ -933,11 +944,18 @@ impl Namespace {
             } else {
                 ufs.delete_file(&plan.rel).await?;
             }
-        } else if !alluvium_only && !plan.target.is_dir && !plan.target.completed {
-            // The UFS path of a file never completed holds only what its own writer put there:
-            // a THROUGH or CACHE_THROUGH write that reached the UFS and then failed before
-            // CompleteFile (the master restarted, the client died). Left there, the next sync
-            // would bring the failed write back as a complete file.
+        } else if !alluvium_only
+            && !plan.target.is_dir
+            && !plan.target.completed
+            && matches!(
+                inode::write_type(&plan.target),
+                WriteType::Through | WriteType::CacheThrough
+            )
+        {
+            // The UFS path of a THROUGH or CACHE_THROUGH file never completed holds what its own
+            // writer put there before CompleteFile failed (the master restarted, the client
+            // died). Left there, the next sync would bring the failed write back as complete.
+            // (Other write types put nothing there: a previous file may still be there.)
             ufs.delete_file(&plan.rel).await?;
         }
         let now = now_ms();
@@ -1039,14 +1057,25 @@ impl Namespace {
             .ufs
             .check_fits(&rd.rel)
             .map_err(|e| e.context(&dst))?;
-        let (s, _) = {
+        let (first, _) = {
             let tx = self.tx();
             self.plan_rename(&tx, checker, &src, &dst)?
         };
         let _detach = self
             .publish_fence
-            .begin_detach(|| self.tx(), s.id, &src)
+            .begin_detach(|| self.tx(), first.id, &src)
             .await?;
+        // Planned again now that no publish below runs (one that ended meanwhile may have
+        // persisted the source, which then moves in the UFS too).
+        let (s, _) = {
+            let tx = self.tx();
+            self.plan_rename(&tx, checker, &src, &dst)?
+        };
+        if s.id != first.id {
+            return Err(Error::failed_precondition(format!(
+                "{src}: replaced while renaming; try again"
+            )));
+        }
         if inode::is_persisted(&s) {
             rename_in_ufs(&rs.mount.ufs, &rs.rel, &rd.rel, s.is_dir).await?;
         }
@@ -1312,15 +1341,27 @@ impl Namespace {
             };
             match (waiting, p) {
                 (Some(rec), Some(p)) => match self.publish_fence.begin_publish(&tx, rec)? {
-                    Some(guard) => Some((self.mounts.resolve(&p)?, p, guard)),
-                    None => return Ok(Publish::Deferred),
+                    Ok(guard) => Ok((self.mounts.resolve(&p)?, p, guard)),
+                    Err(why) => Err(Some(why)),
                 },
-                _ => None,
+                _ => Err(None),
             }
         };
-        let Some((res, p, _guard)) = begun else {
-            self.discard_staged(id, staged).await;
-            return Ok(Publish::Discarded);
+        let (res, p, _guard) = match begun {
+            Ok(begun) => begun,
+            // The file went, or no longer waits to be persisted.
+            Err(None) => {
+                self.discard_staged(id, staged).await;
+                return Ok(Publish::Discarded);
+            }
+            // A delete or rename above is in progress: the file will likely go, and a retry
+            // copies it again, so this copy would only stay behind.
+            Err(Some(NotNow::Detaching)) => {
+                self.discard_staged(id, staged).await;
+                return Ok(Publish::Deferred);
+            }
+            // The other publish takes care of the staged copy (both copies are the same file).
+            Err(Some(NotNow::AlreadyPublishing)) => return Ok(Publish::Deferred),
         };
         if staged.is_some_and(|s| s.mount_id != res.mount.id()) {
             // Staged in a mount the file is no longer in (remounted meanwhile): copy again.

@@ -199,6 +199,20 @@ async fn deleting_an_incomplete_file_removes_what_its_writer_put_in_the_ufs() {
     }
     // Every listing syncs here: nothing comes back.
     assert!(names(&env, &su, "/out").await.is_empty());
+    // A MUST_CACHE writer puts nothing in the UFS: what is there is not its to remove.
+    std::fs::write(env.ufs_dir.join("out/cached"), b"someone else's").unwrap();
+    env.ns
+        .create_file(&su, &file_req("/out/cached", WriteType::MustCache))
+        .await
+        .unwrap_err();
+    let mut req = file_req("/out/cached", WriteType::MustCache);
+    req.overwrite = true;
+    env.ns.create_file(&su, &req).await.unwrap();
+    env.ns
+        .delete(&su, "/out/cached", false, false)
+        .await
+        .unwrap();
+    assert!(env.ufs_dir.join("out/cached").exists());
     // --alluvium-only still keeps whatever the UFS holds.
     env.ns
         .create_file(&su, &file_req("/out/kept", WriteType::Through))

@@ -415,7 +415,8 @@ mod tests {
     }
 
     /// A publish meeting a delete in progress above the file waits its turn: nothing is
-    /// published, the staged copy stays for the retry, and the file still waits to be persisted.
+    /// published, the staged copy is removed (the retry copies again, and the file will likely
+    /// go), and the file still waits to be persisted.
     #[tokio::test]
     async fn a_publish_under_a_delete_in_progress_is_deferred() {
         let env = Env::new();
@@ -432,13 +433,49 @@ mod tests {
             .unwrap();
         sched.done(w, id, "", cmd.ufs.as_ref()).await.unwrap();
         assert_eq!(ufs_entries(&env), Vec::<String>::new());
-        assert!(env
-            .ufs_dir
-            .join(alluvium_ufs::persist_staging_path(id))
-            .exists());
+        assert!(
+            !env.ufs_dir
+                .join(alluvium_ufs::persist_staging_path(id))
+                .exists(),
+            "a deferred copy stays behind"
+        );
         let st = env.ns.get_status(&su, "/d/f", false).await.unwrap();
         assert_eq!(st.persistence_state, PersistenceState::ToBePersisted as i32);
         drop(detach);
         retried(&sched).await;
+    }
+
+    /// A delete that waited for a publish below it must act on what the publish left: the file
+    /// (and its directory) are persisted now, so their UFS copies go too. Planned before the
+    /// wait, the delete would have left `d/f` in the UFS for the next sync to bring back.
+    #[tokio::test]
+    async fn a_delete_that_waited_for_a_publish_removes_what_it_published() {
+        let env = Env::new();
+        let su = env.su();
+        let sched = scheduler(&env);
+        let (w, id, cmd) = file_being_persisted(&env, &sched, "/d/f", 10).await;
+        write_as_told(&env, &cmd, &[5u8; 10]);
+        // Another publish below /d keeps the delete waiting.
+        let other = env.cached_file(&su, "/d/other", 1, w, false).await;
+        let other = env.ns.tx().get(other).unwrap().unwrap();
+        let holding = {
+            let tx = env.ns.tx();
+            env.ns
+                .publish_fence
+                .begin_publish(&tx, &other)
+                .unwrap()
+                .unwrap()
+        };
+        let delete = {
+            let (ns, su) = (env.ns.clone(), su.clone());
+            tokio::spawn(async move { ns.delete(&su, "/d", true, false).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!delete.is_finished(), "the delete did not wait");
+        sched.done(w, id, "", cmd.ufs.as_ref()).await.unwrap();
+        assert_eq!(ufs_entries(&env), vec!["d/".to_string(), "d/f".to_string()]);
+        drop(holding);
+        delete.await.unwrap().unwrap();
+        assert_eq!(ufs_entries(&env), Vec::<String>::new());
     }
 }

@@ -42,6 +42,16 @@ struct FenceState {
     detaching: HashMap<u64, usize>,
 }
 
+/// Why a publish cannot begin now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotNow {
+    /// The file or a directory above it is being deleted or renamed.
+    Detaching,
+    /// Another worker's copy of the same file is being published (a command handed out again
+    /// after its worker was presumed lost, and both finished).
+    AlreadyPublishing,
+}
+
 /// A publish in progress; ends when dropped.
 pub(crate) struct PublishGuard<'a> {
     fence: &'a PublishFence,
@@ -55,21 +65,23 @@ pub(crate) struct DetachGuard<'a> {
 }
 
 impl PublishFence {
-    /// Begins publishing `file`, unless it or a directory above it is being deleted or renamed
-    /// (`None`: try again later). `tx` proves the caller holds the mutation lock.
+    /// Begins publishing `file`, unless it or a directory above it is being deleted or renamed,
+    /// or another copy of it is being published. `tx` proves the caller holds the mutation lock.
     pub(crate) fn begin_publish<'a>(
         &'a self,
         tx: &Tx<'_>,
         file: &InodeRecord,
-    ) -> Result<Option<PublishGuard<'a>>> {
+    ) -> Result<std::result::Result<PublishGuard<'a>, NotNow>> {
         let mut st = self.state.lock();
         if !st.detaching.is_empty()
             && any_ancestor_or_self(tx, file.id, |id| st.detaching.contains_key(&id))?
         {
-            return Ok(None);
+            return Ok(Err(NotNow::Detaching));
         }
-        st.publishing.insert(file.id);
-        Ok(Some(PublishGuard {
+        if !st.publishing.insert(file.id) {
+            return Ok(Err(NotNow::AlreadyPublishing));
+        }
+        Ok(Ok(PublishGuard {
             fence: self,
             file: file.id,
         }))
@@ -184,7 +196,7 @@ mod tests {
         f: &InodeRecord,
     ) -> Option<PublishGuard<'a>> {
         let tx = env.ns.tx();
-        fence.begin_publish(&tx, f).unwrap()
+        fence.begin_publish(&tx, f).unwrap().ok()
     }
 
     #[tokio::test]

@@ -376,7 +376,7 @@ impl BlockWorker for WorkerService {
                 session_id: r.session_id,
                 block_id: r.block_id,
                 bytes: r.reserve_bytes,
-                upfront: Some(GROW_STEP),
+                upfront: r.grows.then_some(GROW_STEP),
                 tier: r.tier,
                 pinned: r.pinned,
                 durable: r.durable,

@@ -405,6 +405,7 @@ async fn create_and_commit_local_blocks() {
         tier: "ssd".into(),
         pinned: false,
         durable: false,
+        grows: false,
     };
     let r = h
         .client
