@@ -12,60 +12,29 @@ use alluvium_operator::master_api::{
 };
 use alluvium_operator::telemetry::Metrics;
 use futures::future::BoxFuture;
-use http::{Request, Response, StatusCode};
-use kube::client::Body;
+use http::StatusCode;
 use kube::runtime::controller::Action;
 use kube::Client;
 use serde_json::{json, Value};
+use support::Call;
 
-#[derive(Debug, Clone)]
-struct Call {
-    method: String,
-    path: String,
-    query: String,
-    body: Value,
-}
+mod support;
 
 /// A fake API server: Clusters from `clusters` for a list, writes echoed, events accepted.
 fn fake_api(clusters: Vec<Value>) -> (Client, Arc<Mutex<Vec<Call>>>) {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let rec = calls.clone();
-    tokio::spawn(async move {
-        while let Some((req, send)) = handle.next_request().await {
-            let (parts, body) = req.into_parts();
-            let bytes = body.collect_bytes().await.unwrap_or_default();
-            let call = Call {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_string(),
-                query: parts.uri.query().unwrap_or("").to_string(),
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            };
-            let (status, value) = match (call.method.as_str(), call.path.as_str()) {
-                ("GET", "/apis/alluvium.io/v1alpha1/clusters") => (
-                    StatusCode::OK,
-                    json!({"apiVersion": "alluvium.io/v1alpha1", "kind": "ClusterList",
-                           "metadata": {"resourceVersion": "9"}, "items": clusters}),
-                ),
-                ("POST", _) => (StatusCode::CREATED, call.body.clone()),
-                ("PATCH", _) => (StatusCode::OK, tier_json(json!({}))),
-                _ => (
-                    StatusCode::NOT_FOUND,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                           "reason": "NotFound", "message": "not found", "code": 404}),
-                ),
-            };
-            rec.lock().unwrap().push(call);
-            send.send_response(
-                Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&value).unwrap()))
-                    .unwrap(),
-            );
+    let (client, calls, _task) = support::fake_api(Arc::new(move |call: &Call| {
+        match (call.method.as_str(), call.path.as_str()) {
+            ("GET", "/apis/alluvium.io/v1alpha1/clusters") => (
+                StatusCode::OK,
+                json!({"apiVersion": "alluvium.io/v1alpha1", "kind": "ClusterList",
+                       "metadata": {"resourceVersion": "9"}, "items": clusters}),
+            ),
+            ("POST", _) => (StatusCode::CREATED, call.body.clone()),
+            ("PATCH", _) => (StatusCode::OK, tier_json(json!({}))),
+            _ => support::not_found(&call.path),
         }
-    });
-    (Client::new(svc, "default"), calls)
+    }));
+    (client, calls)
 }
 
 struct NoMasters;
