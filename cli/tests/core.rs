@@ -30,6 +30,30 @@ async fn write(fs: &FileSystem, path: &str, bytes: &[u8], opts: CreateFileOption
         .unwrap_or_else(|e| panic!("close {path}: {e}"));
 }
 
+/// Writes `bytes` to a new file at `path` in 64 KiB pieces, expecting the write to be refused
+/// (at create, at a write or at close); returns why. A stream refused mid-write is cancelled,
+/// so the incomplete file is deleted before this returns.
+async fn write_refused(
+    fs: &FileSystem,
+    path: &str,
+    bytes: &[u8],
+    opts: CreateFileOptions,
+) -> alluvium_common::Error {
+    let mut out = match fs.create_file(path, opts).await {
+        Ok(out) => out,
+        Err(e) => return e,
+    };
+    for piece in bytes.chunks(64 * 1024) {
+        if let Err(e) = out.write(piece).await {
+            out.cancel().await.unwrap();
+            return e;
+        }
+    }
+    out.close()
+        .await
+        .expect_err(&format!("{path}: the write was not refused"))
+}
+
 async fn read(fs: &FileSystem, path: &str, read_type: ReadType) -> Vec<u8> {
     let mut input = fs
         .open_file(path, OpenFileOptions { read_type })
@@ -376,27 +400,14 @@ fn cache_through_blocks_stay_until_persisted() {
             opts(WriteType::MustCache),
         )
         .await;
-        let mut out = fs
-            .create_file("/ct/big", opts(WriteType::CacheThrough))
-            .await
-            .unwrap();
-        let mut err = None;
-        for piece in data(3 * MIB, 2).chunks(64 * 1024) {
-            if let Err(e) = out.write(piece).await {
-                err = Some(e);
-                break;
-            }
-        }
-        let err = match err {
-            Some(e) => {
-                out.cancel().await.unwrap();
-                e
-            }
-            None => out
-                .close()
-                .await
-                .expect_err("3 MiB cannot be cached in 2 MiB of free space"),
-        };
+        // 3 MiB cannot be cached in 2 MiB of free space.
+        let err = write_refused(
+            &fs,
+            "/ct/big",
+            &data(3 * MIB, 2),
+            opts(WriteType::CacheThrough),
+        )
+        .await;
         assert_eq!(err.code, ErrorCode::ResourceExhausted, "{err}");
         assert!(err.message.contains("not persisted"), "{err}");
         assert!(
@@ -535,24 +546,8 @@ fn a_full_tier_of_unpersisted_data_refuses_writes_and_says_why() {
             opts(WriteType::MustCache),
         )
         .await;
-        let mut out = fs
-            .create_file("/full/b", opts(WriteType::MustCache))
-            .await
-            .unwrap();
-        let mut err = None;
-        for piece in data(MIB, 2).chunks(64 * 1024) {
-            if let Err(e) = out.write(piece).await {
-                err = Some(e);
-                break;
-            }
-        }
-        let err = match err {
-            Some(e) => e,
-            None => out
-                .close()
-                .await
-                .expect_err("a full tier of unpersisted blocks must refuse"),
-        };
+        // A full tier of unpersisted blocks must refuse.
+        let err = write_refused(&fs, "/full/b", &data(MIB, 2), opts(WriteType::MustCache)).await;
         assert_eq!(err.code, ErrorCode::ResourceExhausted, "{err}");
         assert!(err.message.contains("not persisted"), "{err}");
         // The data already there is intact.
@@ -625,13 +620,7 @@ fn a_write_waits_a_bounded_time_for_a_live_worker() {
     let fs = connect(&cluster, 2);
     rt.block_on(async {
         let started = std::time::Instant::now();
-        let e = match fs.create_file("/w/none", opts(WriteType::MustCache)).await {
-            Ok(mut out) => match out.write(b"x").await {
-                Ok(()) => out.close().await.expect_err("written with no worker"),
-                Err(e) => e,
-            },
-            Err(e) => e,
-        };
+        let e = write_refused(&fs, "/w/none", b"x", opts(WriteType::MustCache)).await;
         assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
         assert!(e.message.contains("no live worker"), "{e}");
         assert!(
