@@ -92,11 +92,22 @@ pub fn relative_to<'a>(base: &str, path: &'a str) -> Option<&'a str> {
     Some(path[base.len()..].trim_start_matches('/'))
 }
 
-/// The first 64 characters of `s` and an ellipsis, for messages about overlong input.
+/// The longest prefix of `s` of at most `max_bytes` bytes that ends on a character boundary.
+pub fn prefix(s: &str, max_bytes: usize) -> &str {
+    let mut end = s.len().min(max_bytes);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// At most 64 bytes of `s`, with an ellipsis when cut, for messages about overlong input.
 pub fn shortened(s: &str) -> String {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+    let p = prefix(s, 64);
+    if p.len() < s.len() {
+        format!("{p}…")
+    } else {
+        s.to_string()
     }
 }
 

@@ -412,11 +412,7 @@ impl Ufs {
             };
             // Short enough for the file system even when the target's name is as long as it
             // allows: the random suffix makes it unique, the name only helps a human.
-            let mut end = name.len().min(64);
-            while !name.is_char_boundary(end) {
-                end -= 1;
-            }
-            let name = &name[..end];
+            let name = path::prefix(name, 64);
             format!("{dir}.{name}{TMP_MARKER}{:016x}", rand::random::<u64>())
         });
         let w = self
