@@ -1379,8 +1379,9 @@ impl Namespace {
         let mut tx = self.tx();
         let w = walk(&tx, &p)?;
         if !w.found() || w.last().id != id {
-            // Only an unmount gets here (deletes and renames wait for the fence): the UFS keeps
-            // the copy, as it keeps everything else of an unmounted mount.
+            // Deletes and renames wait for the fence, so only an unmount (the UFS keeps the
+            // copy, as it keeps everything else of an unmounted mount) or a create that
+            // overwrote the file (not fenced yet: issue 17) gets here.
             return Ok(Publish::Discarded);
         }
         let mut r = w.last().clone();
