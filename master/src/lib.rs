@@ -11,7 +11,6 @@ pub mod metastore;
 pub mod metastore_cache;
 
 mod block_master;
-mod consistency;
 mod grpc;
 mod http;
 mod inode;
@@ -22,7 +21,6 @@ mod permission;
 mod persist;
 mod publish_fence;
 mod server;
-mod sync;
 mod ttl;
 mod tx;
 mod web;

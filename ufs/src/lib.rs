@@ -7,6 +7,7 @@
 //! name a UFS object outside its mount.
 
 mod error;
+mod local;
 mod options;
 mod staging;
 mod ufs;

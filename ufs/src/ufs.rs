@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use alluvium_common::{path, Error, Result};
+use alluvium_common::{path, Error, ErrorCode, Result};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -33,7 +33,7 @@ pub struct UfsStatus {
 #[derive(Clone)]
 pub struct Ufs {
     op: Operator,
-    uri: UfsUri,
+    pub(crate) uri: UfsUri,
 }
 
 impl std::fmt::Debug for Ufs {
@@ -231,6 +231,19 @@ impl Ufs {
         move |e| map_err(e, &what)
     }
 
+    /// Checks that the store answers, with I/O: [`Ufs::check`] may be answered locally (object
+    /// stores stat their root without a request), so the first entry of the root listing is
+    /// fetched too.
+    pub async fn probe(&self) -> Result<()> {
+        self.check().await?;
+        let s = self.list_stream("").await?;
+        let mut s = std::pin::pin!(s);
+        match s.next().await {
+            Some(Err(e)) if e.code != ErrorCode::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that the store answers (lists its root).
     pub async fn check(&self) -> Result<()> {
         let root = self.full("", true);
@@ -356,6 +369,28 @@ impl Ufs {
         Ok(stream)
     }
 
+    /// The direct children of directory `rel` by name; empty when the directory does not exist
+    /// (or vanishes while it is listed).
+    pub async fn list_by_name(&self, rel: &str) -> Result<HashMap<String, UfsStatus>> {
+        let mut out = HashMap::new();
+        let stream = match self.list_stream(rel).await {
+            Ok(s) => s,
+            Err(e) if e.code == ErrorCode::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(st) => {
+                    out.insert(st.name.clone(), st);
+                }
+                Err(e) if e.code == ErrorCode::NotFound => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// All direct children of directory `rel` (for small directories and tests).
     pub async fn list(&self, rel: &str) -> Result<Vec<UfsStatus>> {
         self.list_stream(rel).await?.try_collect().await
@@ -478,6 +513,9 @@ impl Ufs {
     /// Renames file or directory `from` to `to`. Stores without rename (S3) copy then delete
     /// files; directories there are refused.
     pub async fn rename(&self, from: &str, to: &str, is_dir: bool) -> Result<()> {
+        if is_dir && self.uri.scheme == Scheme::File {
+            return self.rename_local_dir(from, to).await;
+        }
         if let Some(parent) = path::parent(&format!("/{}", to.trim_matches('/'))) {
             if parent != "/" && matches!(self.uri.scheme, Scheme::File | Scheme::WebHdfs) {
                 self.create_dir(parent).await?;

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use alluvium_proto::TierUsage;
-use alluvium_ufs::UfsUri;
 use alluvium_webui::chart::usage_bar;
 use alluvium_webui::format;
 use alluvium_webui::layout::{page, stat, PageOptions};
@@ -77,10 +76,12 @@ pub(crate) struct Overview {
 pub(crate) fn gather(s: &Shared) -> Overview {
     let i = s.master_info();
     let ufs =
-        s.ns.mount_infos()
-            .into_iter()
-            .map(|m| {
-                let (capacity_bytes, used_bytes) = match local_capacity(&m.ufs_uri) {
+        s.ns.mount_table()
+            .all()
+            .iter()
+            .map(|mount| {
+                let m = mount.info(false);
+                let (capacity_bytes, used_bytes) = match mount.ufs.local_capacity() {
                     Some((cap, free)) => (Some(cap), Some(cap.saturating_sub(free))),
                     None => (None, None),
                 };
@@ -111,28 +112,6 @@ pub(crate) fn gather(s: &Shared) -> Overview {
         superuser: i.superuser,
         ufs,
     }
-}
-
-/// (capacity, available) bytes of the file system holding a `file://` UFS, from statvfs(3).
-fn local_capacity(uri: &str) -> Option<(u64, u64)> {
-    let u = UfsUri::parse(uri).ok()?;
-    if u.scheme.as_str() != "file" {
-        return None;
-    }
-    let path = std::ffi::CString::new(u.path.as_str()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `path` is a valid NUL-terminated string and `st` is writable memory of the right
-    // type; statvfs only writes into it.
-    let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it filled the struct.
-    let st = unsafe { st.assume_init() };
-    // The field types differ between platforms (32 or 64 bits).
-    #[allow(clippy::unnecessary_cast)]
-    let (frsize, blocks, avail) = (st.f_frsize as u64, st.f_blocks as u64, st.f_bavail as u64);
-    Some((blocks * frsize, avail * frsize))
 }
 
 pub(crate) async fn json(State(w): State<Arc<Web>>) -> Response {

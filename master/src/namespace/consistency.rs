@@ -19,11 +19,11 @@ use std::sync::Arc;
 use alluvium_common::{path, Error, Result};
 use alluvium_proto::{CheckConsistencyResponse, Inconsistency, InodeRecord};
 use alluvium_ufs::UfsStatus;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::lookup::check_traverse;
+use super::{is_not_found, walk, Namespace};
 use crate::inode;
-use crate::namespace::{is_not_found, walk, Namespace};
 use crate::permission::{Access, Checker};
 
 /// Findings per response message.
@@ -145,7 +145,7 @@ impl Namespace {
     ) -> Result<mpsc::Receiver<Result<CheckConsistencyResponse>>> {
         let p = path::normalize(p)?;
         let w = walk(&*self.store, &p)?;
-        check_traverse(checker, &w.nodes, &p, w.found())?;
+        check_traverse(checker, w.ancestors(), &p)?;
         if !w.found() {
             // Unknown to Alluvium: either only in the UFS (an inconsistency) or nowhere.
             let st = self.ufs_stat(&p).await?;
@@ -339,54 +339,16 @@ impl Namespace {
     /// The UFS entries of a directory by name (empty when the UFS has no such directory).
     async fn ufs_listing(&self, p: &str) -> Result<HashMap<String, UfsStatus>> {
         let res = self.mounts.resolve(p)?;
-        let mut out = HashMap::new();
-        let stream = match res.mount.ufs.list_stream(&res.rel).await {
-            Ok(s) => s,
-            Err(e) if is_not_found(&e) => return Ok(out),
-            Err(e) => return Err(with_path(e, p)),
-        };
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(st) => {
-                    out.insert(st.name.clone(), st);
-                }
-                Err(e) if is_not_found(&e) => break,
-                Err(e) => return Err(with_path(e, p)),
-            }
-        }
-        Ok(out)
+        res.mount
+            .ufs
+            .list_by_name(&res.rel)
+            .await
+            .map_err(|e| with_path(e, p))
     }
 }
 
 fn with_path(e: Error, p: &str) -> Error {
-    if e.message.contains(p) {
-        e
-    } else {
-        e.context(format!("{p}: checking the UFS"))
-    }
-}
-
-/// Checks `x` on the directories leading to the target (all nodes when it was not found, since
-/// then every node walked is an ancestor).
-fn check_traverse(checker: &Checker, nodes: &[InodeRecord], p: &str, found: bool) -> Result<()> {
-    let ancestors = if found {
-        &nodes[..nodes.len() - 1]
-    } else {
-        nodes
-    };
-    let mut cur = String::from("/");
-    for (i, n) in ancestors.iter().enumerate() {
-        if i > 0 {
-            cur = path::join(&cur, &n.name);
-        }
-        if n.is_dir {
-            checker.check(n, &cur, Access::Execute).map_err(|e| {
-                Error::permission_denied(format!("{p}: cannot traverse {cur}: {}", e.message))
-            })?;
-        }
-    }
-    Ok(())
+    e.context(format!("{p}: checking the UFS"))
 }
 
 #[cfg(test)]

@@ -14,17 +14,15 @@
 //! committed under the lock in bounded batches. A failing UFS is logged and the namespace served
 //! as it is: metadata sync never makes the master unavailable.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use alluvium_common::time::now_ms;
 use alluvium_common::{path, Result};
 use alluvium_proto::{InodeRecord, LoadMetadataResponse, PersistenceState};
 use alluvium_ufs::UfsStatus;
-use futures::StreamExt;
 
+use super::{is_not_found, walk, Namespace};
 use crate::inode::{self, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
-use crate::namespace::{is_not_found, walk, Namespace};
 use crate::permission::{Access, Checker};
 use crate::tx::Tx;
 
@@ -257,7 +255,7 @@ impl Namespace {
                 self.prune(&mut tx, &r, now, &mut stats)?;
             }
             Some(st) if st.is_dir != r.is_dir => {
-                let parent = w.nodes[w.nodes.len() - 2].clone();
+                let parent = w.parent(p)?.clone();
                 if self.prune(&mut tx, &r, now, &mut stats)? {
                     let st = UfsStatus {
                         name: r.name.clone(),
@@ -276,7 +274,7 @@ impl Namespace {
                     r2.last_sync_ms = now;
                     tx.put(r2);
                 } else if r.ufs_fingerprint != st.fingerprint {
-                    let parent = w.nodes[w.nodes.len() - 2].clone();
+                    let parent = w.parent(p)?.clone();
                     self.replace_file(&mut tx, &parent, &r, &st, now)?;
                     stats.updated += 1;
                 } else if !interval.is_zero() {
@@ -340,29 +338,13 @@ impl Namespace {
             return Ok(stats);
         }
         // 1. The UFS listing (outside the lock).
-        let mut ufs: HashMap<String, UfsStatus> = HashMap::new();
-        match res.mount.ufs.list_stream(&res.rel).await {
-            Ok(s) => {
-                let mut s = std::pin::pin!(s);
-                while let Some(item) = s.next().await {
-                    match item {
-                        Ok(st) => {
-                            ufs.insert(st.name.clone(), st);
-                        }
-                        Err(e) if is_not_found(&e) => break,
-                        Err(e) => {
-                            tracing::warn!(path = %p, error = %e, "metadata sync: UFS listing failed; serving cached metadata");
-                            return Ok(stats);
-                        }
-                    }
-                }
-            }
-            Err(e) if is_not_found(&e) => {}
+        let mut ufs = match res.mount.ufs.list_by_name(&res.rel).await {
+            Ok(listing) => listing,
             Err(e) => {
                 tracing::warn!(path = %p, error = %e, "metadata sync: UFS listing failed; serving cached metadata");
                 return Ok(stats);
             }
-        }
+        };
         // 2. Compare with the namespace's children (reads, no lock).
         let mut changes = Vec::new();
         let mut after: Option<String> = None;
