@@ -16,7 +16,6 @@ mod server;
 mod service;
 pub mod store;
 mod ufs_mounts;
-mod watermark;
 mod web;
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ impl WorkerServer {
         }));
 
         tasks.push(tokio::spawn(master.clone().run(persister, rx.clone())));
-        tasks.push(tokio::spawn(crate::watermark::run(
+        tasks.push(tokio::spawn(crate::store::free_above_watermarks_every(
             store.clone(),
             WATERMARK_INTERVAL,
             rx.clone(),

@@ -75,6 +75,15 @@ impl Dir {
     }
 }
 
+/// Deletes a block file; one already gone is not an error.
+pub(super) async fn delete_block_file(path: PathBuf) {
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot delete block file"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

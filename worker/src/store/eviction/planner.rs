@@ -9,12 +9,12 @@ use std::collections::HashSet;
 
 use alluvium_common::ByteSize;
 
-use super::meta::Loc;
-use super::store::Inner;
-use super::tier::Tier;
+use crate::store::meta::Loc;
+use crate::store::state::State;
+use crate::store::tier::Tier;
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Op {
+pub(in crate::store) enum Op {
     Move {
         block: u64,
         len: u64,
@@ -36,8 +36,8 @@ struct Sim {
     ops: Vec<Op>,
 }
 
-pub(super) struct Planner<'a> {
-    inner: &'a Inner,
+pub(in crate::store) struct Planner<'a> {
+    inner: &'a State,
     tiers: &'a [Tier],
     exclude: Option<u64>,
     /// Candidates per tier and dir in eviction order, computed when first needed.
@@ -47,7 +47,7 @@ pub(super) struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     /// `exclude`: a block that must not be touched (the one being promoted).
-    pub fn new(inner: &'a Inner, tiers: &'a [Tier], exclude: Option<u64>) -> Self {
+    pub fn new(inner: &'a State, tiers: &'a [Tier], exclude: Option<u64>) -> Self {
         let free = tiers
             .iter()
             .enumerate()
@@ -203,7 +203,12 @@ impl<'a> Planner<'a> {
 /// Why room cannot be made in tier `t`, as one line:
 /// `cannot allocate 64.0MiB in tier MEM: capacity 1.0GiB, used 1.0GiB; nothing can be evicted:
 /// 3 blocks pinned, 5 not persisted, 1 locked by readers`.
-pub(super) fn shortage_message(inner: &Inner, tiers: &[Tier], t: usize, bytes: u64) -> String {
+pub(in crate::store) fn shortage_message(
+    inner: &State,
+    tiers: &[Tier],
+    t: usize,
+    bytes: u64,
+) -> String {
     let tier = &tiers[t];
     let capacity = tier.capacity();
     let used: u64 = inner.used[t].iter().sum();
