@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use alluvium_common::ids::block_count;
 use alluvium_common::path::normalize;
-use alluvium_common::{Config, Error, ErrorCode, Result};
+use alluvium_common::{Config, Error, ErrorCode, Reason, Result};
 use alluvium_proto as pb;
 use alluvium_proto::{FileInfo, MasterInfo, MountInfo, PersistenceState, WorkerInfo};
 use futures::StreamExt;
@@ -225,7 +225,8 @@ impl FileSystem {
             return Err(Error::failed_precondition(format!(
                 "{}: file is still being written (not complete)",
                 info.path
-            )));
+            ))
+            .with_reason(Reason::Busy));
         }
         let read_type = match opts.read_type {
             pb::ReadType::Unspecified => {

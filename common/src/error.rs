@@ -95,11 +95,58 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// An error a user can act on: a stable code and one line of text.
+/// Which case of a code an error is, where one code covers cases a caller must tell apart (a
+/// FUSE errno, an S3 error). It travels with the code over gRPC, so no caller reads the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A directory that must be empty is not.
+    NotEmpty,
+    /// A path component or target that must be a directory is a file.
+    NotADirectory,
+    /// A file operation named a directory.
+    IsADirectory,
+    /// The file is being written (or not complete yet).
+    Busy,
+    /// The mount is read-only.
+    ReadOnly,
+}
+
+impl Reason {
+    const ALL: [Reason; 5] = [
+        Reason::NotEmpty,
+        Reason::NotADirectory,
+        Reason::IsADirectory,
+        Reason::Busy,
+        Reason::ReadOnly,
+    ];
+
+    /// The name on the wire (gRPC metadata `alluvium-reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotEmpty => "not-empty",
+            Reason::NotADirectory => "not-a-directory",
+            Reason::IsADirectory => "is-a-directory",
+            Reason::Busy => "busy",
+            Reason::ReadOnly => "read-only",
+        }
+    }
+
+    /// The reason named `s` on the wire; None for a name this version does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// The gRPC metadata key that carries a [`Reason`].
+const REASON_KEY: &str = "alluvium-reason";
+
+/// An error a user can act on: a stable code, the case of it where that matters, and one line
+/// of text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
     pub code: ErrorCode,
+    pub reason: Option<Reason>,
     pub message: String,
 }
 
@@ -123,7 +170,17 @@ impl Error {
         if message.contains('\n') {
             message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         }
-        Self { code, message }
+        Self {
+            code,
+            reason: None,
+            message,
+        }
+    }
+
+    /// The same error, saying which case of its code it is.
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     constructors! {
@@ -162,7 +219,14 @@ impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        tonic::Status::new(e.code.to_grpc(), e.message)
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let Some(r) = e.reason {
+            metadata.insert(
+                REASON_KEY,
+                tonic::metadata::MetadataValue::from_static(r.as_str()),
+            );
+        }
+        tonic::Status::with_metadata(e.code.to_grpc(), e.message, metadata)
     }
 }
 
@@ -177,7 +241,10 @@ impl From<tonic::Status> for Error {
         } else {
             s.message().to_string()
         };
-        Error::new(code, message)
+        let reason = s.metadata().get(REASON_KEY).and_then(|v| v.to_str().ok());
+        let mut e = Error::new(code, message);
+        e.reason = reason.and_then(Reason::parse);
+        e
     }
 }
 
@@ -206,23 +273,42 @@ impl From<std::io::Error> for Error {
                 ErrorCode::Unavailable
             }
             K::StorageFull | K::QuotaExceeded => ErrorCode::ResourceExhausted,
+            K::DirectoryNotEmpty | K::NotADirectory | K::IsADirectory => {
+                ErrorCode::FailedPrecondition
+            }
+            K::ReadOnlyFilesystem => ErrorCode::PermissionDenied,
             _ => ErrorCode::Internal,
         };
-        Error::new(code, e.to_string())
+        let reason = match e.kind() {
+            K::DirectoryNotEmpty => Some(Reason::NotEmpty),
+            K::NotADirectory => Some(Reason::NotADirectory),
+            K::IsADirectory => Some(Reason::IsADirectory),
+            K::ReadOnlyFilesystem => Some(Reason::ReadOnly),
+            _ => None,
+        };
+        let mut out = Error::new(code, e.to_string());
+        out.reason = reason;
+        out
     }
 }
 
 impl From<Error> for std::io::Error {
     fn from(e: Error) -> Self {
         use std::io::ErrorKind as K;
-        let kind = match e.code {
-            ErrorCode::NotFound => K::NotFound,
-            ErrorCode::PermissionDenied => K::PermissionDenied,
-            ErrorCode::AlreadyExists => K::AlreadyExists,
-            ErrorCode::InvalidArgument => K::InvalidInput,
-            ErrorCode::Unavailable => K::ConnectionRefused,
-            ErrorCode::DeadlineExceeded => K::TimedOut,
-            _ => K::Other,
+        let kind = match (e.code, e.reason) {
+            (_, Some(Reason::NotEmpty)) => K::DirectoryNotEmpty,
+            (_, Some(Reason::NotADirectory)) => K::NotADirectory,
+            (_, Some(Reason::IsADirectory)) => K::IsADirectory,
+            (_, Some(Reason::ReadOnly)) => K::ReadOnlyFilesystem,
+            (code, _) => match code {
+                ErrorCode::NotFound => K::NotFound,
+                ErrorCode::PermissionDenied => K::PermissionDenied,
+                ErrorCode::AlreadyExists => K::AlreadyExists,
+                ErrorCode::InvalidArgument => K::InvalidInput,
+                ErrorCode::Unavailable => K::ConnectionRefused,
+                ErrorCode::DeadlineExceeded => K::TimedOut,
+                _ => K::Other,
+            },
         };
         std::io::Error::new(kind, e.message)
     }
@@ -248,6 +334,26 @@ mod tests {
             let status: tonic::Status = Error::new(code, "x").into();
             assert_eq!(Error::from(status).code, code);
         }
+    }
+
+    #[test]
+    fn reasons_round_trip_through_grpc() {
+        for reason in Reason::ALL {
+            let e = Error::failed_precondition("/d: x").with_reason(reason);
+            let back = Error::from(tonic::Status::from(e.clone()));
+            assert_eq!(back, e);
+        }
+        let plain = Error::from(tonic::Status::from(Error::failed_precondition("x")));
+        assert_eq!(plain.reason, None);
+    }
+
+    #[test]
+    fn io_kinds_give_reasons() {
+        use std::io::ErrorKind as K;
+        let e = Error::from(std::io::Error::from(K::DirectoryNotEmpty));
+        assert_eq!(e.reason, Some(Reason::NotEmpty));
+        let back = std::io::Error::from(e);
+        assert_eq!(back.kind(), K::DirectoryNotEmpty);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod size;
 pub mod time;
 
 pub use config::Config;
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, Reason, Result};
 pub use size::ByteSize;
 
 /// The version every component reports.

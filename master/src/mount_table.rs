@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alluvium_common::{path, Error, Result};
+use alluvium_common::{path, Error, Reason, Result};
 use alluvium_proto::{MountInfo, MountRecord};
 use alluvium_ufs::{redact_options, uris_overlap, Ufs, UfsUri};
 use parking_lot::RwLock;
@@ -78,7 +78,8 @@ impl Mount {
             return Err(Error::permission_denied(format!(
                 "{ns_path}: the mount at {} ({}) is read-only",
                 self.record.path, self.record.ufs_uri
-            )));
+            ))
+            .with_reason(Reason::ReadOnly));
         }
         Ok(())
     }

@@ -1,38 +1,31 @@
-//! Alluvium errors as POSIX errnos. The stable [`ErrorCode`] decides, the message refines where one
-//! code covers several POSIX cases (read-only mounts, non-empty directories).
+//! Alluvium errors as POSIX errnos. The stable [`ErrorCode`] decides; its [`Reason`] refines where
+//! one code covers several POSIX cases (read-only mounts, non-empty directories).
 
-use alluvium_common::{Error, ErrorCode};
+use alluvium_common::{Error, ErrorCode, Reason};
 use fuser::Errno;
 
 /// The errno a program sees for an Alluvium error.
 pub fn errno_of(e: &Error) -> Errno {
-    let msg = e.message.to_ascii_lowercase();
-    match e.code {
-        ErrorCode::NotFound => Errno::ENOENT,
-        ErrorCode::AlreadyExists => Errno::EEXIST,
-        ErrorCode::PermissionDenied if msg.contains("read-only") => Errno::EROFS,
-        ErrorCode::PermissionDenied => Errno::EACCES,
-        ErrorCode::InvalidArgument | ErrorCode::FailedPrecondition => {
-            if msg.contains("not empty") {
-                Errno::ENOTEMPTY
-            } else if msg.contains("not a directory") {
-                Errno::ENOTDIR
-            } else if msg.contains("is a directory") {
-                Errno::EISDIR
-            } else if msg.contains("being written") || msg.contains("not complete") {
-                Errno::EBUSY
-            } else if e.code == ErrorCode::InvalidArgument {
-                Errno::EINVAL
-            } else {
-                Errno::EPERM
-            }
-        }
-        ErrorCode::ResourceExhausted => Errno::ENOSPC,
-        ErrorCode::Unimplemented => Errno::EOPNOTSUPP,
-        ErrorCode::Unavailable
-        | ErrorCode::DeadlineExceeded
-        | ErrorCode::Cancelled
-        | ErrorCode::Internal => Errno::EIO,
+    match (e.code, e.reason) {
+        (_, Some(Reason::ReadOnly)) => Errno::EROFS,
+        (_, Some(Reason::NotEmpty)) => Errno::ENOTEMPTY,
+        (_, Some(Reason::NotADirectory)) => Errno::ENOTDIR,
+        (_, Some(Reason::IsADirectory)) => Errno::EISDIR,
+        (_, Some(Reason::Busy)) => Errno::EBUSY,
+        (ErrorCode::NotFound, None) => Errno::ENOENT,
+        (ErrorCode::AlreadyExists, None) => Errno::EEXIST,
+        (ErrorCode::PermissionDenied, None) => Errno::EACCES,
+        (ErrorCode::InvalidArgument, None) => Errno::EINVAL,
+        (ErrorCode::FailedPrecondition, None) => Errno::EPERM,
+        (ErrorCode::ResourceExhausted, None) => Errno::ENOSPC,
+        (ErrorCode::Unimplemented, None) => Errno::EOPNOTSUPP,
+        (
+            ErrorCode::Unavailable
+            | ErrorCode::DeadlineExceeded
+            | ErrorCode::Cancelled
+            | ErrorCode::Internal,
+            None,
+        ) => Errno::EIO,
     }
 }
 
@@ -58,15 +51,24 @@ mod tests {
                 Errno::EACCES,
             ),
             (
-                Error::permission_denied("/m/a: mount /m is read-only"),
+                Error::permission_denied("/m/a: mount /m is read-only")
+                    .with_reason(Reason::ReadOnly),
                 Errno::EROFS,
             ),
             (
-                Error::failed_precondition("/d: directory is not empty"),
+                Error::failed_precondition("/d: directory is not empty")
+                    .with_reason(Reason::NotEmpty),
                 Errno::ENOTEMPTY,
             ),
             (Error::invalid_argument("/a: bad name"), Errno::EINVAL),
-            (Error::invalid_argument("/a: is a directory"), Errno::EISDIR),
+            (
+                Error::invalid_argument("/a: is a directory").with_reason(Reason::IsADirectory),
+                Errno::EISDIR,
+            ),
+            (
+                Error::failed_precondition("/a: is a directory (prose alone decides nothing)"),
+                Errno::EPERM,
+            ),
             (
                 Error::new(ErrorCode::ResourceExhausted, "tier full"),
                 Errno::ENOSPC,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use alluvium_common::{Error, ErrorCode, Result};
+use alluvium_common::{Error, ErrorCode, Reason, Result};
 use alluvium_proto as pb;
 use alluvium_proto::{FileInfo, ReadType, WriteType};
 use bytes::{Bytes, BytesMut};
@@ -649,7 +649,8 @@ impl fuser::Filesystem for AlluviumFuse {
                 if !handled {
                     let info = stat(&fs, path).await?;
                     if info.is_folder {
-                        return Err(Error::invalid_argument(format!("{path}: is a directory")));
+                        return Err(Error::invalid_argument(format!("{path}: is a directory"))
+                            .with_reason(Reason::IsADirectory));
                     }
                     if size == 0 && info.length > 0 {
                         self.truncate_to_zero(&fs, path, &info).await?;
@@ -714,7 +715,8 @@ impl fuser::Filesystem for AlluviumFuse {
         let path = path.as_str();
         let r = self.exec(req.uid(), "unlink", path, |fs| async move {
             if stat(&fs, path).await?.is_folder {
-                return Err(Error::invalid_argument(format!("{path}: is a directory")));
+                return Err(Error::invalid_argument(format!("{path}: is a directory"))
+                    .with_reason(Reason::IsADirectory));
             }
             fs.delete(path, DeleteOptions::default()).await
         });
@@ -736,13 +738,15 @@ impl fuser::Filesystem for AlluviumFuse {
         let r = self.exec(req.uid(), "rmdir", path, |fs| async move {
             let info = stat(&fs, path).await?;
             if !info.is_folder {
-                return Err(Error::invalid_argument(format!("{path}: not a directory")));
+                return Err(Error::invalid_argument(format!("{path}: not a directory"))
+                    .with_reason(Reason::NotADirectory));
             }
             // Checked here too, so the errno is right whatever the master's wording.
             if !list_page(&fs, path, "").await?.is_empty() {
-                return Err(Error::failed_precondition(format!(
-                    "{path}: directory not empty"
-                )));
+                return Err(
+                    Error::failed_precondition(format!("{path}: directory not empty"))
+                        .with_reason(Reason::NotEmpty),
+                );
             }
             fs.delete(path, DeleteOptions::default()).await
         });
@@ -792,15 +796,18 @@ impl fuser::Filesystem for AlluviumFuse {
                     let source = stat(&fs, src).await?;
                     match (source.is_folder, target.is_folder) {
                         (false, true) => {
-                            return Err(Error::invalid_argument(format!("{dst}: is a directory")))
+                            return Err(Error::invalid_argument(format!("{dst}: is a directory"))
+                                .with_reason(Reason::IsADirectory))
                         }
                         (true, false) => {
-                            return Err(Error::invalid_argument(format!("{dst}: not a directory")))
+                            return Err(Error::invalid_argument(format!("{dst}: not a directory"))
+                                .with_reason(Reason::NotADirectory))
                         }
                         (true, true) if !list_page(&fs, dst, "").await?.is_empty() => {
                             return Err(Error::failed_precondition(format!(
                                 "{dst}: directory not empty"
-                            )))
+                            ))
+                            .with_reason(Reason::NotEmpty))
                         }
                         _ => {}
                     }
@@ -835,7 +842,8 @@ impl fuser::Filesystem for AlluviumFuse {
             if writing {
                 let info = stat(&fs, path).await?;
                 if info.is_folder {
-                    return Err(Error::invalid_argument(format!("{path}: is a directory")));
+                    return Err(Error::invalid_argument(format!("{path}: is a directory"))
+                        .with_reason(Reason::IsADirectory));
                 }
                 let truncate = flags.0 & libc::O_TRUNC != 0;
                 if truncate || info.length == 0 {
@@ -1159,7 +1167,8 @@ impl fuser::Filesystem for AlluviumFuse {
         let r = self.exec(uid, "opendir", path, |fs| async move {
             let info = stat(&fs, path).await?;
             if !info.is_folder {
-                return Err(Error::invalid_argument(format!("{path}: not a directory")));
+                return Err(Error::invalid_argument(format!("{path}: not a directory"))
+                    .with_reason(Reason::NotADirectory));
             }
             Ok(())
         });

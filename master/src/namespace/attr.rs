@@ -1,7 +1,7 @@
 //! Attributes: mode, owner, times, pins, TTL, replication; and freeing cached data.
 
 use alluvium_common::time::now_ms;
-use alluvium_common::{Error, Result};
+use alluvium_common::{Error, Reason, Result};
 use alluvium_proto::{InodeRecord, SetAttributeRequest};
 
 use crate::inode::{self};
@@ -125,7 +125,8 @@ impl Namespace {
             if target.child_count > 0 && !recursive {
                 return Err(Error::failed_precondition(format!(
                     "{p}: directory not empty; free it recursively"
-                )));
+                ))
+                .with_reason(Reason::NotEmpty));
             }
             tx.descendants(&target)?
                 .into_iter()

@@ -2,7 +2,7 @@
 
 use alluvium_common::size::ByteSize;
 use alluvium_common::time::now_ms;
-use alluvium_common::{ids, path, Error, Result};
+use alluvium_common::{ids, path, Error, Reason, Result};
 use alluvium_proto::{
     CompleteFileRequest, CreateDirectoryRequest, CreateFileRequest, FileInfo, InodeRecord,
     PersistenceState, WriteType,
@@ -69,9 +69,10 @@ impl Namespace {
             self.make_parents(&mut tx, checker, &w, &p, req.recursive, now, None)?
         };
         if !parent.is_dir {
-            return Err(Error::failed_precondition(format!(
-                "{p}: parent is not a directory"
-            )));
+            return Err(
+                Error::failed_precondition(format!("{p}: parent is not a directory"))
+                    .with_reason(Reason::NotADirectory),
+            );
         }
         let id = tx.alloc_id();
         if id >= (1u64 << (64 - ids::BLOCK_INDEX_BITS)) {
@@ -123,7 +124,8 @@ impl Namespace {
             return Err(Error::failed_precondition(format!(
                 "{p}: {} is a file, not a directory",
                 path_of_nodes(&w.nodes)
-            )));
+            ))
+            .with_reason(Reason::NotADirectory));
         }
         let base_path = path_of_nodes(&w.nodes);
         if w.missing.len() > 1 && !recursive {
@@ -219,7 +221,8 @@ impl Namespace {
         req: &CompleteFileRequest,
     ) -> Result<()> {
         if rec.is_dir {
-            return Err(Error::failed_precondition(format!("{p}: is a directory")));
+            return Err(Error::failed_precondition(format!("{p}: is a directory"))
+                .with_reason(Reason::IsADirectory));
         }
         if req.file_id != 0 && req.file_id != rec.id {
             return Err(Error::not_found(format!(

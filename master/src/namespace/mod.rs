@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use alluvium_common::config::MasterConfig;
 use alluvium_common::time::now_ms;
-use alluvium_common::{ids, Error, ErrorCode, Result};
-use alluvium_proto::{FileInfo, MountRecord, PersistenceState};
+use alluvium_common::{Error, ErrorCode, Result};
+use alluvium_proto::{MountRecord, PersistenceState};
 use alluvium_ufs::{normalize_uri, Ufs, UfsUri};
 use parking_lot::Mutex;
 

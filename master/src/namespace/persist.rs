@@ -1,7 +1,7 @@
 //! Persisting files: scheduling, the worker's persist command, and publishing its staged copy.
 
 use alluvium_common::time::now_ms;
-use alluvium_common::{Error, Result};
+use alluvium_common::{Error, Reason, Result};
 use alluvium_proto::{InodeRecord, PersistCommand, PersistenceState, UfsLocation};
 use alluvium_ufs::persist_staging_path;
 
@@ -37,14 +37,16 @@ impl Namespace {
         let w = lookup(&tx, checker, &p)?;
         let mut r = w.last().clone();
         if r.is_dir {
-            return Err(Error::invalid_argument(format!(
-                "{p}: is a directory; persist files"
-            )));
+            return Err(
+                Error::invalid_argument(format!("{p}: is a directory; persist files"))
+                    .with_reason(Reason::IsADirectory),
+            );
         }
         if !r.completed {
-            return Err(Error::failed_precondition(format!(
-                "{p}: is not complete yet"
-            )));
+            return Err(
+                Error::failed_precondition(format!("{p}: is not complete yet"))
+                    .with_reason(Reason::Busy),
+            );
         }
         checker.check(&r, &p, Access::Write)?;
         if inode::persistence(&r) != PersistenceState::NotPersisted {

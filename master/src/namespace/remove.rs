@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use alluvium_common::time::now_ms;
-use alluvium_common::{path, Error, Result};
+use alluvium_common::{path, Error, Reason, Result};
 use alluvium_proto::{InodeRecord, WriteType};
 use alluvium_ufs::Ufs;
 
@@ -52,7 +52,8 @@ impl Namespace {
                 return Err(Error::failed_precondition(format!(
                     "{p}: directory not empty ({} entries; use recursive)",
                     target.child_count
-                )));
+                ))
+                .with_reason(Reason::NotEmpty));
             }
             if !checker.superuser {
                 // As rm -r: every non-empty directory inside must be writable too.

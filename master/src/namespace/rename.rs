@@ -1,7 +1,7 @@
 //! Renaming files and directories, in Alluvium and in the UFS.
 
 use alluvium_common::time::now_ms;
-use alluvium_common::{path, Error, Result};
+use alluvium_common::{path, Error, Reason, Result};
 use alluvium_proto::InodeRecord;
 
 use crate::inode::{self};
@@ -50,9 +50,10 @@ impl Namespace {
         }
         let dp = w.last().clone();
         if !dp.is_dir {
-            return Err(Error::failed_precondition(format!(
-                "{dst}: parent is not a directory"
-            )));
+            return Err(
+                Error::failed_precondition(format!("{dst}: parent is not a directory"))
+                    .with_reason(Reason::NotADirectory),
+            );
         }
         checker.check(&dp, path::parent(dst).unwrap_or("/"), Access::Write)?;
         Ok((s, dp))

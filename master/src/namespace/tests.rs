@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use alluvium_common::ErrorCode;
+use alluvium_common::{ids, ErrorCode};
 use alluvium_proto::{
-    CompleteFileRequest, CreateDirectoryRequest, CreateFileRequest, MountRequest, PersistenceState,
-    SetAttributeRequest, WriteType,
+    CompleteFileRequest, CreateDirectoryRequest, CreateFileRequest, FileInfo, MountRequest,
+    PersistenceState, SetAttributeRequest, WriteType,
 };
 
 use super::*;
