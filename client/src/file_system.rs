@@ -90,13 +90,23 @@ impl FileSystem {
 
     /// The status of a path, with its blocks and their locations.
     pub async fn get_status(&self, path: &str) -> Result<FileInfo> {
+        self.status(path, true).await
+    }
+
+    /// The status of a path without its block list: cheaper for the master when only the
+    /// attributes are wanted (a `stat`).
+    pub async fn get_attributes(&self, path: &str) -> Result<FileInfo> {
+        self.status(path, false).await
+    }
+
+    async fn status(&self, path: &str, with_blocks: bool) -> Result<FileInfo> {
         let path = norm(path)?;
         self.inner
             .master
             .fs("GetStatus", |mut c| {
                 let req = pb::GetStatusRequest {
                     path: path.clone(),
-                    with_blocks: true,
+                    with_blocks,
                 };
                 async move { c.get_status(req).await }
             })
@@ -125,14 +135,38 @@ impl FileSystem {
         &self,
         path: &str,
         recursive: bool,
-        mut each: impl FnMut(FileInfo),
+        each: impl FnMut(FileInfo),
     ) -> Result<()> {
-        let path = norm(path)?;
         let req = pb::ListStatusRequest {
-            path: path.clone(),
+            path: norm(path)?,
             recursive,
             ..Default::default()
         };
+        self.list(req, each).await
+    }
+
+    /// One page of a directory: at most `limit` entries, in name order, after `start_after`
+    /// (empty: from the start). A page shorter than `limit` is the last.
+    pub async fn list_page(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<Vec<FileInfo>> {
+        let req = pb::ListStatusRequest {
+            path: norm(path)?,
+            recursive: false,
+            start_after: start_after.to_string(),
+            limit: u64::from(limit),
+            page_size: limit,
+        };
+        let mut out = Vec::new();
+        self.list(req, |item| out.push(item)).await?;
+        Ok(out)
+    }
+
+    /// Runs a ListStatus (retried while the master is unavailable) and hands over its entries.
+    async fn list(&self, req: pb::ListStatusRequest, mut each: impl FnMut(FileInfo)) -> Result<()> {
         let timeout = self.inner.config.client.rpc_timeout;
         let mut stream = crate::master_client::retry_unavailable(
             self.inner.config.client.retry_duration,
@@ -140,11 +174,11 @@ impl FileSystem {
                 let mut c = self.inner.master.fs_client();
                 let req = req.clone();
                 async move {
-                    match tokio::time::timeout(timeout, c.list_status(req)).await {
+                    match tokio::time::timeout(timeout, c.list_status(req.clone())).await {
                         Ok(r) => r.map(|r| r.into_inner()).map_err(Error::from),
                         Err(_) => Err(Error::new(
                             ErrorCode::DeadlineExceeded,
-                            "ListStatus: the master did not answer in time",
+                            format!("ListStatus {}: the master did not answer in time", req.path),
                         )),
                     }
                 }

@@ -14,12 +14,18 @@
 //! The kernel connection uses fuser's pure-Rust mount (mount(2), as root) and serves requests
 //! on `threads=` threads (fuser's multi-threaded session).
 
+mod attr;
+mod dir;
 mod errno;
 mod filesystem;
 mod handles;
 mod inodes;
+mod open;
 mod options;
+mod read;
+mod rename;
 mod users;
+mod write;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
