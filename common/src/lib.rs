@@ -12,6 +12,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod metrics;
+pub mod net;
 pub mod path;
 pub mod prom_text;
 pub mod size;

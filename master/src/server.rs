@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use alluvium_common::identity::SecretCheck;
 use alluvium_common::metrics::Timed;
+use alluvium_common::net::bind;
 use alluvium_common::time::now_ms;
-use alluvium_common::{Config, Error, Result};
+use alluvium_common::{Config, Result};
 use alluvium_proto::block_master_server::BlockMasterServer;
 use alluvium_proto::file_system_master_server::FileSystemMasterServer;
 use alluvium_proto::{MasterInfo, MAX_MESSAGE_BYTES};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
@@ -88,14 +88,6 @@ pub struct MasterServer {
     store: Arc<RocksStore>,
 }
 
-async fn bind(host: &str, port: u16, what: &str) -> Result<TcpListener> {
-    TcpListener::bind((host, port)).await.map_err(|e| {
-        Error::unavailable(format!(
-            "cannot bind the master's {what} port on {host}:{port}: {e}"
-        ))
-    })
-}
-
 impl MasterServer {
     /// Opens the metastore (creating dirs), mounts the root UFS on first start (creating a local
     /// root dir if it is file:// and missing), binds gRPC on master.bind_host:master.rpc_port and
@@ -125,8 +117,8 @@ impl MasterServer {
             blocks.clone(),
             mc.persist_check_interval,
         ));
-        let rpc_listener = bind(&mc.bind_host, mc.rpc_port, "gRPC").await?;
-        let web_listener = bind(&mc.bind_host, mc.web_port, "HTTP").await?;
+        let rpc_listener = bind(&mc.bind_host, mc.rpc_port, "the master's gRPC port").await?;
+        let web_listener = bind(&mc.bind_host, mc.web_port, "the master's HTTP port").await?;
         let rpc_addr = rpc_listener.local_addr()?;
         let web_addr = web_listener.local_addr()?;
         let secret = SecretCheck::new(Some(config.security.cluster_secret.clone()));

@@ -134,7 +134,7 @@ pub fn router(metrics: Arc<Metrics>, health: Health) -> Router {
 
 /// Serves until the task is dropped.
 pub async fn serve(port: u16, metrics: Arc<Metrics>, health: Health) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    let listener = alluvium_common::net::bind("0.0.0.0", port, "the operator's HTTP port").await?;
     tracing::info!(
         port,
         "operator HTTP server listening (/metrics, /healthz, /readyz)"

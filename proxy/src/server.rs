@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use alluvium_common::net::bind;
 use alluvium_common::{Config, Error, Result};
 use axum::routing::get;
 use axum::Router;
@@ -32,16 +33,6 @@ pub struct ProxyServer {
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
-async fn bind(host: &str, port: u16, what: &str) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind((host, port))
-        .await
-        .map_err(|e| {
-            Error::unavailable(format!(
-                "cannot bind the {what} gateway to {host}:{port}: {e}"
-            ))
-        })
-}
-
 impl ProxyServer {
     /// Binds S3 on proxy.bind_host:proxy.s3_port and WebHDFS on proxy.webhdfs_port (0 = free
     /// port); talks to the master at config.master_address.
@@ -53,11 +44,11 @@ impl ProxyServer {
             ));
         }
         let s3_listener = match pc.s3_enabled {
-            true => Some(bind(&pc.bind_host, pc.s3_port, "S3").await?),
+            true => Some(bind(&pc.bind_host, pc.s3_port, "the S3 gateway").await?),
             false => None,
         };
         let webhdfs_listener = match pc.webhdfs_enabled {
-            true => Some(bind(&pc.bind_host, pc.webhdfs_port, "WebHDFS").await?),
+            true => Some(bind(&pc.bind_host, pc.webhdfs_port, "the WebHDFS gateway").await?),
             false => None,
         };
         let s3_addr = s3_listener.as_ref().map(|l| l.local_addr()).transpose()?;

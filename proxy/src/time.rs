@@ -1,86 +1,18 @@
 //! Time formats of the two protocols: HTTP dates, ISO 8601 (S3 XML) and the compact form of
-//! Signature V4 (`20130524T000000Z`), converted without a calendar crate.
+//! Signature V4 (`20130524T000000Z`), on the calendar of [`alluvium_common::time`].
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use alluvium_common::time::{days_from_civil, UtcTime};
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-struct Parts {
-    y: i64,
-    mo: u32,
-    d: u32,
-    h: i64,
-    mi: i64,
-    s: i64,
-    ms: i64,
-    weekday: usize,
-}
-
-fn parts(ms: i64) -> Parts {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, mo, d) = civil_from_days(days);
-    Parts {
-        y,
-        mo,
-        d,
-        h: rem / 3600,
-        mi: rem % 3600 / 60,
-        s: rem % 60,
-        ms: ms.rem_euclid(1000),
-        // 1970-01-01 was a Thursday.
-        weekday: (days + 4).rem_euclid(7) as usize,
-    }
-}
-
-const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+pub use alluvium_common::time::now_ms;
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 7231 IMF-fixdate).
 pub fn http_date(ms: i64) -> String {
-    let p = parts(ms);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[p.weekday],
-        p.d,
-        MONTHS[(p.mo - 1) as usize],
-        p.y,
-        p.h,
-        p.mi,
-        p.s
-    )
+    UtcTime::from_ms(ms).http_date()
 }
 
 /// `2009-10-12T17:50:30.000Z`, as S3 XML carries times.
 pub fn iso8601(ms: i64) -> String {
-    let p = parts(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        p.y, p.mo, p.d, p.h, p.mi, p.s, p.ms
-    )
+    UtcTime::from_ms(ms).iso8601_millis()
 }
 
 /// Parses Signature V4's `YYYYMMDDTHHMMSSZ` into Unix seconds.
@@ -102,14 +34,6 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
         return None;
     }
     Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + sec)
-}
-
-/// Now, in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Values for people: binary byte units, durations, UTC timestamps, POSIX modes.
 
+use alluvium_common::time::{mode_string, UtcTime};
+
 /// Bytes in binary units, e.g. `1.50 GiB` (exact bytes below 1 KiB).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -58,15 +60,8 @@ pub fn timestamp_ms(ms: i64) -> String {
     if ms <= 0 {
         return "-".into();
     }
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, mo, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let t = UtcTime::from_ms(ms);
+    format!("{} {} UTC", t.date(), t.time())
 }
 
 /// How long ago `then_ms` was, seen at `now_ms`: `5s ago`.
@@ -77,40 +72,9 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
     format!("{} ago", duration_ms((now_ms - then_ms).max(0)))
 }
 
-/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian calendar; Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// POSIX permission bits as `drwxr-xr-x` (with setuid/setgid/sticky letters).
 pub fn mode(mode: u32, is_dir: bool) -> String {
-    let mut s = String::with_capacity(10);
-    s.push(if is_dir { 'd' } else { '-' });
-    let special = [(0o4000, 's', 'S'), (0o2000, 's', 'S'), (0o1000, 't', 'T')];
-    for (i, shift) in [6u32, 3, 0].into_iter().enumerate() {
-        let bits = (mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        let (flag, on, off) = special[i];
-        let x = bits & 1 != 0;
-        s.push(match (mode & flag != 0, x) {
-            (true, true) => on,
-            (true, false) => off,
-            (false, true) => 'x',
-            (false, false) => '-',
-        });
-    }
-    s
+    mode_string(mode, is_dir)
 }
 
 /// `used / capacity` as a percentage with one decimal; `-` without capacity.

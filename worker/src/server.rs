@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use alluvium_common::identity::{Caller, IdentityInterceptor, SecretCheck};
 use alluvium_common::metrics::Timed;
+use alluvium_common::net::bind;
 use alluvium_common::time::now_ms;
 use alluvium_common::{Config, Error, Result};
 use alluvium_proto::block_worker_server::BlockWorkerServer;
 use alluvium_proto::{WorkerNetAddress, MAX_MESSAGE_BYTES};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -39,14 +39,6 @@ pub struct WorkerServer {
     tasks: Vec<JoinHandle<()>>,
 }
 
-async fn bind(host: &str, port: u16, what: &str) -> Result<TcpListener> {
-    TcpListener::bind((host, port)).await.map_err(|e| {
-        Error::unavailable(format!(
-            "cannot bind the worker's {what} port on {host}:{port}: {e}"
-        ))
-    })
-}
-
 impl WorkerServer {
     /// Scans/creates tier dirs, binds gRPC (worker.bind_host:worker.rpc_port) and HTTP
     /// (worker.web_port); port 0 = a free port. Registration with the master at
@@ -67,8 +59,8 @@ impl WorkerServer {
                 .map_err(|e| Error::internal(format!("block store scan panicked: {e}")))??
         };
 
-        let rpc_listener = bind(&w.bind_host, w.rpc_port, "gRPC").await?;
-        let web_listener = bind(&w.bind_host, w.web_port, "HTTP").await?;
+        let rpc_listener = bind(&w.bind_host, w.rpc_port, "the worker's gRPC port").await?;
+        let web_listener = bind(&w.bind_host, w.web_port, "the worker's HTTP port").await?;
         let rpc_addr = rpc_listener.local_addr()?;
         let web_addr = web_listener.local_addr()?;
         let address = WorkerNetAddress {

@@ -1,30 +1,10 @@
 //! Pure formatting of command output: Alluxio's `ls` columns, `stat -f` specifiers, `du`, `count`,
 //! `location`, the cluster report, and JSON forms. No I/O here, so every format is unit-tested.
 
+use alluvium_common::time::{mode_string, UtcTime};
 use alluvium_common::{ByteSize, Error, Result};
 use alluvium_proto::{FileInfo, MasterInfo, MountInfo, PersistenceState, TierUsage, WorkerInfo};
 use serde_json::{json, Value};
-
-/// `drwxr-xr-x` from permission bits (setuid/setgid/sticky shown as s/S, t/T like `ls -l`).
-pub fn mode_string(mode: u32, is_dir: bool) -> String {
-    let mut s = String::with_capacity(10);
-    s.push(if is_dir { 'd' } else { '-' });
-    let specials = [(0o4000, 's', 'S'), (0o2000, 's', 'S'), (0o1000, 't', 'T')];
-    for (i, shift) in [6u32, 3, 0].into_iter().enumerate() {
-        let bits = (mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        let (flag, on, off) = specials[i];
-        let x = bits & 1 != 0;
-        s.push(match (mode & flag != 0, x) {
-            (true, true) => on,
-            (true, false) => off,
-            (false, true) => 'x',
-            (false, false) => '-',
-        });
-    }
-    s
-}
 
 /// Parses a `chmod` mode: octal (`755`, `0644`) or symbolic (`u+x,go-w`, `a=r`), applied to the
 /// current bits.
@@ -80,36 +60,17 @@ pub fn parse_mode(spec: &str, current: u32) -> Result<u32> {
     Ok(mode)
 }
 
-/// Civil date (UTC) of a Unix time in milliseconds: (year, month, day, hour, min, sec, ms).
-fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000) as u32;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, sod / 3600, (sod % 3600) / 60, sod % 60, milli)
-}
-
 /// Alluxio's `ls` timestamp: `MM-dd-yyyy HH:mm:ss:SSS` (UTC).
 pub fn ls_time(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, milli) = civil(ms);
-    format!("{mo:02}-{d:02}-{y:04} {h:02}:{mi:02}:{s:02}:{milli:03}")
+    let t = UtcTime::from_ms(ms);
+    let (y, mo, d, milli) = (t.year, t.month, t.day, t.milli);
+    format!("{mo:02}-{d:02}-{y:04} {}:{milli:03}", t.time())
 }
 
 /// `yyyy-MM-dd HH:mm:ss` (UTC), as `stat`'s `%y`.
 pub fn iso_time(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, _) = civil(ms);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+    let t = UtcTime::from_ms(ms);
+    format!("{} {}", t.date(), t.time())
 }
 
 pub fn size(bytes: u64, human: bool) -> String {
