@@ -8,8 +8,8 @@ mod servers;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alluvium_client::shell::{FsCommand, FsadminCommand};
 use alluvium_common::{Config, Error};
+use alluvium_shell::{FsCommand, FsadminCommand};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -53,7 +53,7 @@ enum Command {
     /// Mount an Alluvium path as a local folder (FUSE): `alluvium fuse mount /data /mnt/data`.
     Fuse {
         #[command(subcommand)]
-        command: alluvium_client::fuse::FuseCommand,
+        command: alluvium_fuse::FuseCommand,
     },
     /// Cluster administration: `alluvium fsadmin report [summary|capacity|ufs]`.
     Fsadmin {
@@ -110,15 +110,12 @@ fn main() -> ExitCode {
             Command::Proxy => ("proxy", servers::run_proxy(config).await),
             Command::Fs { command } => {
                 let name = command.name();
-                (name, alluvium_client::shell::run_fs(&config, command).await)
+                (name, alluvium_shell::run_fs(&config, command).await)
             }
-            Command::Fuse { command } => (
-                "fuse",
-                alluvium_client::fuse::run_fuse(&config, command).await,
-            ),
+            Command::Fuse { command } => ("fuse", alluvium_fuse::run_fuse(&config, command).await),
             Command::Fsadmin { command } => (
                 "fsadmin",
-                alluvium_client::shell::run_fsadmin(&config, command).await,
+                alluvium_shell::run_fsadmin(&config, command).await,
             ),
             Command::Bench(args) => ("bench", alluvium_bench::run(args).await.map(|_| ())),
             Command::Operator(args) => (
@@ -159,7 +156,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         e.exit();
     }
     let args: Vec<String> = std::env::args().collect();
-    let (command, reason) = alluvium_client::shell::usage::one_line(&args, &e);
+    let (command, reason) = alluvium_shell::usage::one_line(&args, &e);
     eprintln!("alluvium: {command}: {reason}");
     ExitCode::from(2)
 }

@@ -80,6 +80,11 @@ impl FileSystem {
         })
     }
 
+    /// Whether `other` is a clone of this client (the same connections, caches and metrics).
+    pub fn is_same_client(&self, other: &FileSystem) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -583,6 +588,40 @@ impl FileSystem {
             .await
     }
 
+    /// The master's metrics in the Prometheus text format.
+    pub async fn master_metrics_text(&self) -> Result<String> {
+        let resp = self
+            .inner
+            .master
+            .fs("GetMetrics", |mut c| async move {
+                c.get_metrics(pb::Empty {}).await
+            })
+            .await?;
+        Ok(resp.prometheus_text)
+    }
+
+    /// Starts a consistency check of `path` against its UFS (its children, or its whole tree
+    /// when `recursive`; `repair` fixes what it finds); the findings arrive in pages.
+    pub async fn check_consistency(
+        &self,
+        path: &str,
+        recursive: bool,
+        repair: bool,
+    ) -> Result<tonic::Streaming<pb::CheckConsistencyResponse>> {
+        let req = pb::CheckConsistencyRequest {
+            path: norm(path)?,
+            recursive,
+            repair,
+        };
+        self.inner
+            .master
+            .fs("CheckConsistency", |mut c| {
+                let req = req.clone();
+                async move { c.check_consistency(req).await }
+            })
+            .await
+    }
+
     pub(crate) async fn complete_file(&self, req: pb::CompleteFileRequest) -> Result<FileInfo> {
         self.inner
             .master
@@ -604,6 +643,26 @@ pub(crate) fn ufs_source(f: &FileInfo, b: &pb::BlockInfo) -> pb::UfsBlockSource 
     }
 }
 
+impl FileSystem {
+    /// Asks worker `w` to read block `b` of file `f` from the UFS into its cache (a load).
+    /// True when it was read, false when the worker had it cached already.
+    pub async fn cache_block_on(
+        &self,
+        w: &pb::WorkerInfo,
+        f: &FileInfo,
+        b: &pb::BlockInfo,
+    ) -> Result<bool> {
+        let mut client = self.inner.workers.get(w.address.as_ref())?;
+        let req = pb::CacheBlockRequest {
+            block_id: b.block_id,
+            ufs: Some(ufs_source(f, b)),
+            pinned: f.pinned,
+        };
+        let resp = client.cache_block(req).await.map_err(Error::from)?;
+        Ok(resp.into_inner().loaded)
+    }
+}
+
 /// Names the path in an error whose message does not already.
 pub(crate) fn with_path(e: Error, path: &str) -> Error {
     if e.message.contains(path) {
@@ -613,7 +672,8 @@ pub(crate) fn with_path(e: Error, path: &str) -> Error {
     }
 }
 
-pub(crate) fn no_live_worker(path: &str) -> Error {
+/// The error for "no worker can take this": every worker is lost or none registered.
+pub fn no_live_worker(path: &str) -> Error {
     Error::unavailable(format!(
         "{path}: no live worker in the cluster (check `alluvium fsadmin report`)"
     ))

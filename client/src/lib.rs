@@ -11,13 +11,11 @@ pub mod block_transfer;
 pub mod blocking;
 pub mod config;
 pub mod file_system;
-pub mod fuse;
 pub mod in_stream;
 pub mod locality;
 pub mod master_client;
 pub mod metrics;
 pub mod out_stream;
-pub mod shell;
 pub mod worker_pool;
 
 pub use alluvium_proto::{
@@ -28,7 +26,7 @@ pub use config::options::{
     CreateDirectoryOptions, CreateFileOptions, DeleteOptions, MountOptions, OpenFileOptions,
     SetAttributeOptions,
 };
-pub use file_system::{FileSystem, LoadSummary};
+pub use file_system::{no_live_worker, FileSystem, LoadSummary};
 pub use in_stream::FileInStream;
 pub use metrics::ClientMetrics;
 pub use out_stream::FileOutStream;

@@ -831,7 +831,7 @@ fn blocking_api_reads_writes_and_seeks() {
 
 #[tokio::test]
 async fn shell_copies_round_trip() {
-    use alluvium_client::shell::{run_fs, FsCommand, WriteArgs};
+    use alluvium_shell::{run_fs, FsCommand, WriteArgs};
     let (cluster, config) = start(false).await;
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("in.bin");
@@ -947,7 +947,7 @@ fn handles_are_send_and_sync() {
 
 #[tokio::test]
 async fn wildcards_expand_against_the_namespace() {
-    use alluvium_client::shell::glob::expand;
+    use alluvium_shell::glob::expand;
     let (_cluster, config) = start(false).await;
     let fs = FileSystem::connect(&config).await.unwrap();
     for p in ["/g/a1", "/g/a2", "/g/b1"] {

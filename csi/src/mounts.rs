@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use alluvium_common::{Error, Result};
+use alluvium_fuse::mount_table::{self, umount};
 
 /// What a path looks like from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,43 +82,11 @@ pub fn resolve(path: &Path) -> PathBuf {
 
 /// How many mounts are stacked at `path` in this mount namespace (0 = not a mount point).
 pub fn mount_count(path: &Path) -> usize {
-    let want = resolve(path);
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return 0;
-    };
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| unescape(mp) == want.as_os_str().as_bytes())
-        .count()
+    mount_table::mount_count(&resolve(path))
 }
 
 pub fn is_mount_point(path: &Path) -> bool {
     mount_count(path) > 0
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            let d = &b[i + 1..i + 4];
-            if d.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = u32::from(d[0] - b'0') * 64
-                    + u32::from(d[1] - b'0') * 8
-                    + u32::from(d[2] - b'0');
-                if let Ok(v) = u8::try_from(v) {
-                    out.push(v);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
 }
 
 fn cpath(p: &Path) -> Result<CString> {
@@ -191,16 +160,6 @@ pub fn remount_read_only(target: &Path) -> Result<()> {
     Ok(())
 }
 
-fn umount(path: &Path, flags: libc::c_int) -> Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: valid NUL-terminated path.
-    if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
-        Ok(())
-    } else {
-        Err(os_error("cannot unmount", path))
-    }
-}
-
 /// Unmounts every mount stacked at `path` (recovery stacks fresh mounts over dead ones). Dead or
 /// busy layers are detached lazily: the path is free at once, and the kernel drops the mount
 /// when its last user goes.
@@ -233,14 +192,6 @@ pub fn unmount_all(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape("/a\\040b"), b"/a b".to_vec());
-        assert_eq!(unescape("/plain"), b"/plain".to_vec());
-        assert_eq!(unescape("/x\\"), b"/x\\".to_vec());
-        assert_eq!(unescape("/x\\04"), b"/x\\04".to_vec());
-    }
 
     #[test]
     fn plain_paths() {

@@ -1,7 +1,7 @@
 //! The Node service: FUSE-staged, bind-published volumes.
 //!
 //! - `NodeStageVolume`: one FUSE mount of the volume's Alluvium directory at the staging path,
-//!   served by this process ([`alluvium_client::fuse::mount_background`]).
+//!   served by this process ([`alluvium_fuse::mount_background`]).
 //! - `NodePublishVolume`: a bind mount of the staging path on the pod's target path, made
 //!   read-only by a remount when the CO asks for it or the access mode only reads.
 //! - The FUSE mount's master connections carry the cluster secret of NodeStageVolume's
@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alluvium_client::fuse::{mount_background, FuseMountHandle, FuseOptions};
 use alluvium_client::FileSystem;
 use alluvium_common::{Error, ErrorCode, Result};
+use alluvium_fuse::{mount_background, FuseMountHandle, FuseOptions};
 use alluvium_proto::csi::v1::node_server::Node;
 use alluvium_proto::csi::v1::node_service_capability::rpc::Type as RpcType;
 use alluvium_proto::csi::v1::node_service_capability::{self, Rpc};

@@ -14,9 +14,9 @@
 
 use std::collections::HashMap;
 
-use alluvium_client::fuse::FuseOptions;
 use alluvium_common::config::{parse_read_type, parse_write_type};
 use alluvium_common::path::normalize;
+use alluvium_fuse::FuseOptions;
 use alluvium_proto::csi::v1::volume_capability::access_mode::Mode;
 use alluvium_proto::csi::v1::volume_capability::AccessType;
 use alluvium_proto::csi::v1::VolumeCapability;

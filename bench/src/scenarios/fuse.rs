@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use alluvium_client::fuse::{mount_background, FuseMountHandle, FuseOptions};
 use alluvium_common::{Error, Result};
+use alluvium_fuse::{mount_background, FuseMountHandle, FuseOptions};
 
 use super::{blocking, ensure_seq_file, shared_chunk, SEQ_FILE};
 use crate::baseline;

@@ -7,7 +7,7 @@ use super::format;
 use super::metrics_report;
 use super::out;
 use super::ReportCategory;
-use crate::FileSystem;
+use alluvium_client::FileSystem;
 
 pub async fn report(fs: &FileSystem, category: ReportCategory, json: bool) -> Result<()> {
     match category {
@@ -48,14 +48,7 @@ pub async fn report(fs: &FileSystem, category: ReportCategory, json: bool) -> Re
             let m = fs.master_info().await?;
             let workers = fs.workers().await?;
             let blocks: u64 = workers.iter().map(|w| w.block_count).sum();
-            let text = fs
-                .inner
-                .master
-                .fs("GetMetrics", |mut c| async move {
-                    c.get_metrics(alluvium_proto::Empty {}).await
-                })
-                .await?
-                .prometheus_text;
+            let text = fs.master_metrics_text().await?;
             let families = metrics_report::parse(&text);
             if json {
                 print(&json!({

@@ -4,7 +4,7 @@
 use alluvium_common::path::{components, join, normalize};
 use alluvium_common::{Error, Result};
 
-use crate::FileSystem;
+use alluvium_client::FileSystem;
 
 pub fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])

@@ -7,8 +7,8 @@ use alluvium_proto::FileInfo;
 use super::filesystem::AlluviumFuse;
 use super::handles::{Handle, Shared};
 use super::users::{group_name, user_name};
-use crate::config::options::SetAttributeOptions;
-use crate::FileSystem;
+use alluvium_client::FileSystem;
+use alluvium_client::SetAttributeOptions;
 
 /// What a setattr asks to change.
 #[derive(Debug, Clone, Copy, Default)]

@@ -25,8 +25,8 @@ use super::handles::{DirHandle, ExistingHandle, Handle, Handles, WriteHandle};
 use super::inodes::{InodeTable, ROOT};
 use super::options::FuseOptions;
 use super::users::Users;
-use crate::config::options::{CreateDirectoryOptions, CreateFileOptions, DeleteOptions};
-use crate::FileSystem;
+use alluvium_client::FileSystem;
+use alluvium_client::{CreateDirectoryOptions, CreateFileOptions, DeleteOptions};
 
 /// `st_blksize`: programs size their buffers by it; large buffers make fewer, larger reads.
 const BLKSIZE: u32 = 1 << 20;

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use alluvium_client::fuse::{mount_background, FuseMountHandle, FuseOptions};
 use alluvium_client::FileSystem;
 use alluvium_common::config::TierConfig;
 use alluvium_common::{ByteSize, Config};
+use alluvium_fuse::{mount_background, FuseMountHandle, FuseOptions};
 use alluvium_master::MasterServer;
 use alluvium_worker::WorkerServer;
 use tempfile::TempDir;
@@ -503,7 +503,7 @@ fn subdirectory_mounts_and_a_worker_restart_under_an_idle_mount() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let mp = m.path.clone();
-    assert!(alluvium_client::fuse::is_fuse_mount(&mp));
+    assert!(alluvium_fuse::is_fuse_mount(&mp));
     drop(m);
 
     // The mount ended cleanly: no mount is left behind.

@@ -17,7 +17,7 @@ use super::glob;
 use super::out;
 use super::progress::Progress;
 use super::{FsCommand, TtlActionArg, WriteArgs};
-use crate::{
+use alluvium_client::{
     CreateDirectoryOptions, CreateFileOptions, DeleteOptions, FileSystem, MountOptions,
     OpenFileOptions, SetAttributeOptions,
 };

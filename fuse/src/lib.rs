@@ -20,6 +20,7 @@ mod errno;
 mod filesystem;
 mod handles;
 mod inodes;
+pub mod mount_table;
 mod open;
 mod options;
 mod read;
@@ -27,7 +28,6 @@ mod rename;
 mod users;
 mod write;
 
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,6 +40,7 @@ pub use errno::errno_of;
 pub use options::FuseOptions;
 
 use filesystem::AlluviumFuse;
+use mount_table::umount;
 use users::Users;
 
 /// `alluvium fuse ...`
@@ -178,7 +179,7 @@ pub fn mount_background(
         let config = config.clone();
         let root = root.clone();
         block_on_elsewhere(&rt, async move {
-            let own = crate::FileSystem::connect(&config).await?;
+            let own = alluvium_client::FileSystem::connect(&config).await?;
             let info = own.get_status(&root).await?;
             if !info.is_folder {
                 return Err(Error::invalid_argument(format!(
@@ -334,31 +335,6 @@ impl Drop for FuseMountHandle {
     }
 }
 
-/// umount2(2) with an errno turned into a clear error.
-fn umount(mountpoint: &Path, flags: libc::c_int) -> Result<()> {
-    let c = CString::new(mountpoint.as_os_str().as_bytes()).map_err(|_| {
-        Error::invalid_argument(format!("{}: path contains NUL", mountpoint.display()))
-    })?;
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    let mp = mountpoint.display();
-    Err(match err.raw_os_error() {
-        Some(libc::EBUSY) => Error::failed_precondition(format!(
-            "{mp}: busy (files or directories under it are in use; see `fuser -vm {mp}`)"
-        )),
-        Some(libc::EINVAL) => Error::invalid_argument(format!("{mp}: not a mount point")),
-        Some(libc::ENOENT) => Error::not_found(format!("{mp}: no such directory")),
-        Some(libc::EPERM) => Error::permission_denied(format!(
-            "{mp}: not allowed to unmount (run as root, or use fusermount3 -u)"
-        )),
-        _ => Error::internal(format!("{mp}: unmount failed: {err}")),
-    })
-}
-
 /// `alluvium fuse unmount`: as root umount2(2), otherwise `fusermount3 -u`.
 pub fn unmount_path(mountpoint: &Path) -> Result<()> {
     match umount(mountpoint, 0) {
@@ -378,47 +354,15 @@ pub fn unmount_path(mountpoint: &Path) -> Result<()> {
     }
 }
 
-/// Whether `path` is a FUSE mount point of this mount namespace (from /proc/self/mountinfo).
+/// Whether `path` is a FUSE mount point of this mount namespace.
 pub fn is_fuse_mount(path: &Path) -> bool {
     let Ok(path) = path.canonicalize() else {
         return false;
     };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    info.lines().any(|line| {
-        let mut halves = line.splitn(2, " - ");
-        let (Some(left), Some(right)) = (halves.next(), halves.next()) else {
-            return false;
-        };
-        let mp = left.split(' ').nth(4).map(unescape_mountinfo);
-        let fstype = right.split(' ').next().unwrap_or("");
-        fstype.starts_with("fuse") && mp.as_deref() == Some(path.as_os_str().as_bytes())
-    })
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .and_then(|d| {
-                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8;
-                u8::try_from(v + u32::from(d[2] - b'0')).ok()
-            });
-        if let (b'\\', Some(v)) = (b[i], octal) {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
+    let want = path.as_os_str().as_bytes();
+    mount_table::entries()
+        .iter()
+        .any(|e| e.fs_type.starts_with("fuse") && e.mount_point == want)
 }
 
 /// `--daemon`: runs this same command line again without `--daemon`, detached from the terminal
@@ -487,13 +431,6 @@ fn spawn_daemon(mountpoint: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), b"/a b".to_vec());
-        assert_eq!(unescape_mountinfo("/plain"), b"/plain".to_vec());
-        assert_eq!(unescape_mountinfo("/x\\"), b"/x\\".to_vec());
-    }
 
     #[test]
     fn not_a_mount() {

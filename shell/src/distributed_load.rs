@@ -24,8 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::out;
 use super::progress::Progress;
-use crate::file_system::ufs_source;
-use crate::FileSystem;
+use alluvium_client::FileSystem;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy)]
@@ -260,7 +259,7 @@ pub async fn run(fs: &FileSystem, path: &str, args: LoadArgs) -> Result<()> {
         .filter(|w| w.state == "LIVE" && w.address.is_some())
         .collect();
     if workers.is_empty() {
-        return Err(crate::file_system::no_live_worker(&root.path));
+        return Err(alluvium_client::no_live_worker(&root.path));
     }
     let replication = (args.replication.max(1) as usize).min(workers.len());
     if replication < args.replication as usize {
@@ -486,7 +485,7 @@ async fn load_file(
         if copies == 0 {
             return Err(last_err
                 .map(|e| super::commands::with_path(e, &info.path))
-                .unwrap_or_else(|| crate::file_system::no_live_worker(&info.path)));
+                .unwrap_or_else(|| alluvium_client::no_live_worker(&info.path)));
         }
         progress.inc(b.length);
     }
@@ -500,18 +499,9 @@ async fn cache_on(
     b: &pb::BlockInfo,
     w: &WorkerInfo,
 ) -> Result<bool> {
-    let mut client = fs.inner.workers.get(w.address.as_ref())?;
-    let req = pb::CacheBlockRequest {
-        block_id: b.block_id,
-        ufs: Some(ufs_source(f, b)),
-        pinned: f.pinned,
-    };
-    let resp = client
-        .cache_block(req)
+    fs.cache_block_on(w, f, b)
         .await
-        .map_err(|s| Error::from(s).context(format!("worker {}", worker_name(w))))?
-        .into_inner();
-    Ok(resp.loaded)
+        .map_err(|e| e.context(format!("worker {}", worker_name(w))))
 }
 
 #[cfg(test)]

@@ -412,13 +412,13 @@ impl FsadminCommand {
 
 /// Runs one `alluvium fs` command.
 pub async fn run_fs(config: &Config, cmd: FsCommand) -> Result<()> {
-    let fs = crate::FileSystem::connect(config).await?;
+    let fs = alluvium_client::FileSystem::connect(config).await?;
     commands::run(&fs, cmd).await
 }
 
 /// Runs one `alluvium fsadmin` command.
 pub async fn run_fsadmin(config: &Config, cmd: FsadminCommand) -> Result<()> {
-    let fs = crate::FileSystem::connect(config).await?;
+    let fs = alluvium_client::FileSystem::connect(config).await?;
     match cmd {
         FsadminCommand::Report { category, json } => {
             admin::report(&fs, category.unwrap_or_default(), json).await

@@ -12,8 +12,8 @@ use super::filesystem::AlluviumFuse;
 use super::handles::{
     DirHandle, ExistingHandle, Handle, ReadHandle, Shared, WriteHandle, MAX_PENDING_WRITE_BYTES,
 };
-use crate::config::options::CreateFileOptions;
-use crate::{FileOutStream, FileSystem};
+use alluvium_client::CreateFileOptions;
+use alluvium_client::{FileOutStream, FileSystem};
 
 impl AlluviumFuse {
     /// A handle writing `out`, a new file at `path`, for the process `pid`.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use alluvium_common::{Config, Result};
 use parking_lot::Mutex;
 
-use crate::FileSystem;
+use alluvium_client::FileSystem;
 
 /// uid/gid shown for owners the OS does not know (`nobody`).
 pub const UNKNOWN_ID: u32 = 65534;
@@ -112,6 +112,6 @@ mod tests {
         // Another uid gets its own client, the same one on the next call.
         let a = users.client(4242).await.unwrap();
         let b = users.client(4242).await.unwrap();
-        assert!(std::sync::Arc::ptr_eq(&a.inner, &b.inner));
+        assert!(a.is_same_client(&b));
     }
 }

@@ -3,8 +3,8 @@
 use alluvium_common::{Error, ErrorCode, Reason, Result};
 
 use super::filesystem::AlluviumFuse;
-use crate::config::options::DeleteOptions;
-use crate::FileSystem;
+use alluvium_client::DeleteOptions;
+use alluvium_client::FileSystem;
 
 impl AlluviumFuse {
     /// Renames `src` to `dst`, replacing a file by a file or an empty directory by a directory

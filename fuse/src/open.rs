@@ -6,7 +6,7 @@ use fuser::{FopenFlags, OpenAccMode, OpenFlags};
 
 use super::filesystem::AlluviumFuse;
 use super::handles::{ExistingHandle, Handle, ReadHandle};
-use crate::FileSystem;
+use alluvium_client::FileSystem;
 
 impl AlluviumFuse {
     /// Opens `path` (inode `ino`) with `flags` for user `uid`, process `pid`; returns the new

@@ -10,8 +10,8 @@ use bytes::{Bytes, BytesMut};
 use super::errno::is_transient;
 use super::filesystem::AlluviumFuse;
 use super::handles::{ReadHandle, RANDOM_STREAMS};
-use crate::config::options::OpenFileOptions;
-use crate::{FileInStream, FileSystem};
+use alluvium_client::OpenFileOptions;
+use alluvium_client::{FileInStream, FileSystem};
 
 /// How long opening a file for reading waits for a writer in this mount to complete it.
 const WAIT_FOR_WRITER: Duration = Duration::from_secs(5);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::{FileInStream, FileOutStream};
+use alluvium_client::{FileInStream, FileOutStream};
 
 /// Out-of-order writes held until the bytes before them arrive (a writer with several threads,
 /// or the kernel sending two writes of one file at once). Beyond this, a write that does not

@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::progress::Progress;
-use crate::{CreateDirectoryOptions, CreateFileOptions, FileSystem, OpenFileOptions};
+use alluvium_client::{CreateDirectoryOptions, CreateFileOptions, FileSystem, OpenFileOptions};
 
 /// Files copied at the same time.
 const PARALLEL: usize = 4;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::commands::with_path;
 use super::out;
-use crate::FileSystem;
+use alluvium_client::FileSystem;
 
 /// One finding as a line: `  /path  KIND  detail[ (repaired)]`.
 pub fn finding_line(i: &pb::Inconsistency) -> String {
@@ -31,18 +31,8 @@ pub async fn run(
     json: bool,
 ) -> Result<u64> {
     let path = normalize(path)?;
-    let req = pb::CheckConsistencyRequest {
-        path: path.clone(),
-        recursive,
-        repair,
-    };
     let mut stream = fs
-        .inner
-        .master
-        .fs("CheckConsistency", |mut c| {
-            let req = req.clone();
-            async move { c.check_consistency(req).await }
-        })
+        .check_consistency(&path, recursive, repair)
         .await
         .map_err(|e| with_path(e, &path))?;
     let mut checked = 0u64;
