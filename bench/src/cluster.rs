@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use alluvium_client::FileSystem;
-use alluvium_common::config::{S3Credential, TierConfig};
+use alluvium_common::config::S3Credential;
 use alluvium_common::{ByteSize, Config, Error, Result};
-use alluvium_master::MasterServer;
+use alluvium_local::{loopback_config, LocalCluster};
 use alluvium_proxy::ProxyServer;
-use alluvium_worker::WorkerServer;
 use tempfile::TempDir;
 
 /// The S3 key pair the bench's gateways accept (loopback only, never a real secret).
@@ -58,12 +57,12 @@ pub fn shm_tempdir(prefix: &str) -> Result<TempDir> {
 }
 
 pub struct BenchCluster {
+    /// The cluster's configuration, with the gateways [`BenchCluster::start_gateways`] starts.
     pub config: Config,
     /// Temp dir in /dev/shm for the MEM tier and the tmpfs baselines.
     pub shm: TempDir,
     dir: TempDir,
-    master: MasterServer,
-    worker: WorkerServer,
+    cluster: LocalCluster,
 }
 
 impl BenchCluster {
@@ -74,52 +73,28 @@ impl BenchCluster {
             .tempdir()
             .map_err(|e| Error::from(e).context("creating the bench temp dir"))?;
         let shm = shm_tempdir(&format!("alluvium-{}-", spec.label))?;
-        let mut config = Config::default();
-        config.master.bind_host = "127.0.0.1".into();
-        config.master.hostname = "127.0.0.1".into();
-        config.master.rpc_port = 0;
-        config.master.web_port = 0;
-        config.master.metastore_dir = dir.path().join("master");
-        config.master.root_ufs = format!("file://{}", dir.path().join("ufs").display());
-        std::fs::create_dir_all(dir.path().join("ufs")).map_err(Error::from)?;
-        config.worker.bind_host = "127.0.0.1".into();
-        config.worker.hostname = "127.0.0.1".into();
-        config.worker.rpc_port = 0;
-        config.worker.web_port = 0;
-        config.worker.tiers = vec![TierConfig {
-            alias: "MEM".into(),
-            dirs: vec![shm.path().join(MEM_TIER_DIR)],
-            quota: vec![ByteSize(spec.mem_quota)],
-            ..TierConfig::default()
-        }];
+        let mem_dir = shm.path().join(MEM_TIER_DIR);
+        let mut config = loopback_config(dir.path(), &mem_dir, ByteSize(spec.mem_quota));
         // Room for the files being measured: nothing should be evicted during a run.
         config.worker.high_watermark = 0.99;
         config.worker.low_watermark = 0.9;
-        config.client.hostname = "127.0.0.1".into();
         config.client.read_type = spec.read_type.clone();
-        config.proxy.bind_host = "127.0.0.1".into();
+        let cluster = LocalCluster::start(config).await?;
+        let mut config = cluster.config().clone();
         config.proxy.s3_enabled = true;
         config.proxy.webhdfs_enabled = true;
-        config.proxy.s3_port = 0;
-        config.proxy.webhdfs_port = 0;
         config.proxy.region = S3_REGION.into();
         config.proxy.s3_credentials = vec![S3Credential {
             access_key_id: S3_KEY.into(),
             secret_access_key: S3_SECRET.into(),
             user: current_user(),
         }];
-        let master = MasterServer::start(config.clone()).await?;
-        config.master_address = format!("127.0.0.1:{}", master.rpc_addr().port());
-        let worker = WorkerServer::start(config.clone()).await?;
-        let cluster = BenchCluster {
+        Ok(BenchCluster {
             config,
             shm,
             dir,
-            master,
-            worker,
-        };
-        wait_for_worker(&cluster.config, Duration::from_secs(20)).await?;
-        Ok(cluster)
+            cluster,
+        })
     }
 
     /// The worker's MEM tier directory (in /dev/shm).
@@ -146,9 +121,7 @@ impl BenchCluster {
     }
 
     pub async fn shutdown(self) -> Result<()> {
-        let w = self.worker.shutdown().await;
-        let m = self.master.shutdown().await;
-        w.and(m)
+        self.cluster.shutdown().await
     }
 }
 

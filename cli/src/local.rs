@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use alluvium_common::config::S3Credential;
 use alluvium_common::config::TierConfig;
 use alluvium_common::{ByteSize, Config, Error, Result};
-use alluvium_master::MasterServer;
-use alluvium_proxy::ProxyServer;
-use alluvium_worker::WorkerServer;
+use alluvium_local::LocalCluster;
 
 #[derive(clap::Args, Debug)]
 pub struct LocalArgs {
@@ -28,50 +26,19 @@ pub struct LocalArgs {
 }
 
 pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
-    let config = local_config(config, &args)?;
+    let mut config = local_config(config, &args)?;
     let mem_dir = config.worker.tiers[0].dirs[0].clone();
-
-    let master = MasterServer::start(config.clone()).await?;
-    let mut worker_config = config.clone();
-    worker_config.master_address = format!("127.0.0.1:{}", master.rpc_addr().port());
-    let worker = match WorkerServer::start(worker_config).await {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = master.shutdown().await;
-            return Err(e);
-        }
-    };
-
-    // "Running" means usable: wait until the worker has registered, so the first command after
-    // the banner finds a live worker.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while worker.worker_id().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = worker.shutdown().await;
-            let _ = master.shutdown().await;
-            return Err(Error::unavailable(
-                "the worker did not register with the master within 30s",
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-
-    let mut proxy_config = worker_config_for_proxy(&config, master.rpc_addr().port());
-    let generated_keys = if proxy_config.proxy.s3_credentials.is_empty() {
+    let generated_keys = if config.proxy.s3_credentials.is_empty() {
         let path = args.data_dir.join("s3-credentials.toml");
-        proxy_config.proxy.s3_credentials = vec![local_s3_credential(&path)?];
+        config.proxy.s3_credentials = vec![local_s3_credential(&path)?];
         Some(path)
     } else {
         None
     };
-    let proxy = match ProxyServer::start(proxy_config.clone()).await {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = worker.shutdown().await;
-            let _ = master.shutdown().await;
-            return Err(e);
-        }
-    };
+    // "Running" means usable: the worker is LIVE before the banner, so the first command after
+    // it finds a live worker.
+    let cluster = LocalCluster::start(config.clone()).await?;
+    let (master, worker) = (cluster.master(), cluster.worker().expect("started"));
 
     println!("Alluvium {} is running locally.", alluvium_common::VERSION);
     println!("  master    localhost:{} (gRPC)", master.rpc_addr().port());
@@ -90,21 +57,21 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
             t.dirs[0].display()
         );
     }
-    if let Some(s3) = proxy.s3_addr() {
+    if let Some(s3) = cluster.proxy().and_then(|p| p.s3_addr()) {
         println!("  S3        http://localhost:{}", s3.port());
         match &generated_keys {
             Some(path) => println!(
                 "            access key {} (secret in {})",
-                proxy_config.proxy.s3_credentials[0].access_key_id,
+                config.proxy.s3_credentials[0].access_key_id,
                 path.display()
             ),
             None => println!(
                 "            {} access key(s) from the configuration",
-                proxy_config.proxy.s3_credentials.len()
+                config.proxy.s3_credentials.len()
             ),
         }
     }
-    if let Some(webhdfs) = proxy.webhdfs_addr() {
+    if let Some(webhdfs) = cluster.proxy().and_then(|p| p.webhdfs_addr()) {
         println!(
             "  WebHDFS   http://localhost:{0} (webhdfs://localhost:{0}/)",
             webhdfs.port()
@@ -117,16 +84,7 @@ pub async fn run(config: Config, args: LocalArgs) -> Result<()> {
 
     crate::servers::shutdown_signal().await;
     println!("Shutting down...");
-    let p = proxy.shutdown().await;
-    let w = worker.shutdown().await;
-    let m = master.shutdown().await;
-    p.and(w).and(m)
-}
-
-fn worker_config_for_proxy(config: &Config, master_port: u16) -> Config {
-    let mut c = config.clone();
-    c.master_address = format!("127.0.0.1:{master_port}");
-    c
+    cluster.shutdown().await
 }
 
 /// The S3 key pair of a local cluster: made once, kept in the data dir (mode 0600) so that

@@ -9,18 +9,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alluvium_client::FileSystem;
-use alluvium_common::config::TierConfig;
 use alluvium_common::{ByteSize, Config};
 use alluvium_fuse::{mount_background, FuseMountHandle, FuseOptions};
-use alluvium_master::MasterServer;
-use alluvium_worker::WorkerServer;
+use alluvium_local::{loopback_config, LocalCluster};
 use tempfile::TempDir;
 
 struct Cluster {
     rt: tokio::runtime::Runtime,
     config: Config,
-    master: Option<MasterServer>,
-    worker: Option<WorkerServer>,
+    cluster: Option<LocalCluster>,
     _dir: TempDir,
     _shm: TempDir,
 }
@@ -44,71 +41,32 @@ impl Cluster {
             .prefix("alluvium-fuse-")
             .tempdir_in("/dev/shm")
             .unwrap();
-        let ufs = dir.path().join("ufs");
-        std::fs::create_dir_all(&ufs).unwrap();
-        let mut c = Config::default();
-        c.master.bind_host = "127.0.0.1".into();
-        c.master.hostname = "127.0.0.1".into();
-        c.master.rpc_port = 0;
-        c.master.web_port = 0;
-        c.master.metastore_dir = dir.path().join("master");
-        c.master.root_ufs = format!("file://{}", ufs.display());
+        let mut c = loopback_config(dir.path(), shm.path(), ByteSize(2 << 30));
         c.master.default_block_size = ByteSize(16 << 20);
         c.master.heartbeat_interval = Duration::from_millis(200);
         c.master.worker_timeout = Duration::from_secs(3);
         // Not 0s: with ASYNC_THROUGH writes, a re-listing of the UFS on every access races with
         // async persistence in the master (entries vanish from listings; reported to the lead).
         c.master.sync_interval = Duration::from_secs(60);
-        c.worker.bind_host = "127.0.0.1".into();
-        c.worker.hostname = "127.0.0.1".into();
-        c.worker.rpc_port = 0;
-        c.worker.web_port = 0;
-        c.worker.tiers = vec![TierConfig {
-            alias: "MEM".into(),
-            dirs: vec![shm.path().to_path_buf()],
-            quota: vec![ByteSize(2 << 30)],
-            ..Default::default()
-        }];
-        c.client.hostname = "127.0.0.1".into();
         c.client.retry_duration = Duration::from_secs(5);
-        let master = rt.block_on(MasterServer::start(c.clone())).unwrap();
-        c.master_address = master.rpc_addr().to_string();
-        let mut cluster = Cluster {
+        let cluster = rt.block_on(LocalCluster::start(c)).unwrap();
+        Cluster {
+            config: cluster.config().clone(),
             rt,
-            config: c,
-            master: Some(master),
-            worker: None,
+            cluster: Some(cluster),
             _dir: dir,
             _shm: shm,
-        };
-        cluster.start_worker();
-        cluster
+        }
     }
 
     fn start_worker(&mut self) {
-        let w = self
-            .rt
-            .block_on(WorkerServer::start(self.config.clone()))
-            .unwrap();
-        self.worker = Some(w);
-        let fs = self.client();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        self.rt.block_on(async {
-            loop {
-                let ws = fs.workers().await.unwrap_or_default();
-                if ws.iter().filter(|w| w.state == "LIVE").count() == 1 {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "worker did not register");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
+        let cluster = self.cluster.as_mut().unwrap();
+        self.rt.block_on(cluster.start_worker()).unwrap();
     }
 
     fn stop_worker(&mut self) {
-        if let Some(w) = self.worker.take() {
-            self.rt.block_on(w.shutdown()).unwrap();
-        }
+        let cluster = self.cluster.as_mut().unwrap();
+        self.rt.block_on(cluster.stop_worker()).unwrap();
     }
 
     fn client(&self) -> FileSystem {
@@ -138,9 +96,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.stop_worker();
-        if let Some(m) = self.master.take() {
-            let _ = self.rt.block_on(m.shutdown());
+        if let Some(c) = self.cluster.take() {
+            let _ = self.rt.block_on(c.shutdown());
         }
     }
 }

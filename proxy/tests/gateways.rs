@@ -2,15 +2,13 @@
 //! local-fs UFS and a MEM tier in temp dirs, ports chosen by the OS), the gateway in front, and
 //! plain HTTP requests, S3 ones signed with Signature V4 exactly as AWS clients sign them.
 
-use std::time::Duration;
-
-use alluvium_common::config::{S3Credential, TierConfig};
+use alluvium_common::config::S3Credential;
 use alluvium_common::{ByteSize, Config};
+use alluvium_local::{loopback_config, LocalCluster};
 use alluvium_master::MasterServer;
 use alluvium_proxy::s3::auth::{canonical_request, sign, signing_key};
 use alluvium_proxy::s3::chunk_signature::ChunkSigner;
 use alluvium_proxy::ProxyServer;
-use alluvium_worker::WorkerServer;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -20,9 +18,7 @@ const SECRET: &str = "secret/key+test";
 
 struct Gateway {
     _dir: tempfile::TempDir,
-    master: Option<MasterServer>,
-    worker: Option<WorkerServer>,
-    proxy: Option<ProxyServer>,
+    cluster: Option<LocalCluster>,
     http: reqwest::Client,
     user: String,
 }
@@ -30,53 +26,21 @@ struct Gateway {
 impl Gateway {
     async fn start() -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Config::default();
-        c.master.bind_host = "127.0.0.1".into();
-        c.master.rpc_port = 0;
-        c.master.web_port = 0;
-        c.master.metastore_dir = dir.path().join("meta");
-        c.master.root_ufs = dir.path().join("ufs").display().to_string();
+        let mut c = loopback_config(dir.path(), &dir.path().join("mem"), ByteSize(256 << 20));
         c.master.default_block_size = ByteSize(1 << 20);
-        let master = MasterServer::start(c.clone()).await.unwrap();
-        c.master_address = master.rpc_addr().to_string();
-        c.worker.bind_host = "127.0.0.1".into();
-        c.worker.hostname = "127.0.0.1".into();
-        c.worker.rpc_port = 0;
-        c.worker.web_port = 0;
-        c.worker.tiers = vec![TierConfig {
-            alias: "MEM".into(),
-            dirs: vec![dir.path().join("mem")],
-            quota: vec![ByteSize(256 << 20)],
-            ..Default::default()
-        }];
-        let worker = WorkerServer::start(c.clone()).await.unwrap();
-        c.client.hostname = "127.0.0.1".into();
         c.client.write_type = "CACHE_THROUGH".into();
-        c.proxy.bind_host = "127.0.0.1".into();
-        c.proxy.s3_port = 0;
-        c.proxy.webhdfs_port = 0;
+        c.proxy.s3_enabled = true;
+        c.proxy.webhdfs_enabled = true;
         let user = alluvium_common::identity::Caller::current_process().user;
         c.proxy.s3_credentials.push(S3Credential {
             access_key_id: KEY.into(),
             secret_access_key: SECRET.into(),
             user: user.clone(),
         });
-        // Wait until the worker registered, so writes have somewhere to go.
-        let fs = alluvium_client::FileSystem::connect(&c).await.unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while fs.workers().await.map(|w| w.is_empty()).unwrap_or(true) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "worker did not register"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let proxy = ProxyServer::start(c).await.unwrap();
+        let cluster = LocalCluster::start(c).await.unwrap();
         Gateway {
             _dir: dir,
-            master: Some(master),
-            worker: Some(worker),
-            proxy: Some(proxy),
+            cluster: Some(cluster),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -85,10 +49,14 @@ impl Gateway {
         }
     }
 
+    fn proxy(&self) -> &ProxyServer {
+        self.cluster.as_ref().unwrap().proxy().unwrap()
+    }
+
     fn hdfs(&self, path: &str, op: &str, extra: &str) -> String {
         format!(
             "http://{}/webhdfs/v1{path}?op={op}&user.name={}{extra}",
-            self.proxy.as_ref().unwrap().webhdfs_addr().unwrap(),
+            self.proxy().webhdfs_addr().unwrap(),
             self.user
         )
     }
@@ -168,7 +136,7 @@ impl Gateway {
         key: &str,
         secret: &str,
     ) -> (HeaderMap, ChunkSigner) {
-        let addr = self.proxy.as_ref().unwrap().s3_addr().unwrap();
+        let addr = self.proxy().s3_addr().unwrap();
         let uri: axum::http::Uri = path_and_query.parse().unwrap();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -232,7 +200,7 @@ impl Gateway {
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> reqwest::Response {
-        let addr = self.proxy.as_ref().unwrap().s3_addr().unwrap();
+        let addr = self.proxy().s3_addr().unwrap();
         self.http
             .request(method, format!("http://{addr}{path_and_query}"))
             .headers(headers)
@@ -243,9 +211,7 @@ impl Gateway {
     }
 
     async fn stop(mut self) {
-        self.proxy.take().unwrap().shutdown().await.unwrap();
-        self.worker.take().unwrap().shutdown().await.unwrap();
-        self.master.take().unwrap().shutdown().await.unwrap();
+        self.cluster.take().unwrap().shutdown().await.unwrap();
     }
 }
 
@@ -803,7 +769,7 @@ async fn s3_objects_multipart_and_auth() {
         )
         .await;
     assert!(r.text().await.unwrap().contains("InvalidAccessKeyId"));
-    let addr = g.proxy.as_ref().unwrap().s3_addr().unwrap();
+    let addr = g.proxy().s3_addr().unwrap();
     let r = g
         .http
         .put(format!("http://{addr}/bkt/evil"))
