@@ -255,10 +255,10 @@ impl FileSystem {
     pub async fn open_file(&self, path: &str, opts: OpenFileOptions) -> Result<FileInStream> {
         let info = self.get_status(path).await?;
         if info.is_folder {
-            return Err(Error::invalid_argument(format!(
-                "{}: is a directory",
-                info.path
-            )));
+            return Err(
+                Error::invalid_argument(format!("{}: is a directory", info.path))
+                    .with_reason(Reason::IsADirectory),
+            );
         }
         if !info.completed {
             return Err(Error::failed_precondition(format!(
@@ -377,7 +377,8 @@ impl FileSystem {
                 return Err(Error::failed_precondition(format!(
                     "{}: file is still being written; persist it once it is complete",
                     f.path
-                )));
+                ))
+                .with_reason(Reason::Busy));
             }
             let p = f.path.clone();
             self.inner

@@ -109,15 +109,18 @@ pub enum Reason {
     Busy,
     /// The mount is read-only.
     ReadOnly,
+    /// Data the operation needs never arrived (a block no worker committed): the write failed.
+    DataMissing,
 }
 
 impl Reason {
-    const ALL: [Reason; 5] = [
+    const ALL: [Reason; 6] = [
         Reason::NotEmpty,
         Reason::NotADirectory,
         Reason::IsADirectory,
         Reason::Busy,
         Reason::ReadOnly,
+        Reason::DataMissing,
     ];
 
     /// The name on the wire (gRPC metadata `alluvium-reason`).
@@ -128,6 +131,7 @@ impl Reason {
             Reason::IsADirectory => "is-a-directory",
             Reason::Busy => "busy",
             Reason::ReadOnly => "read-only",
+            Reason::DataMissing => "data-missing",
         }
     }
 

@@ -12,6 +12,7 @@ pub fn errno_of(e: &Error) -> Errno {
         (_, Some(Reason::NotADirectory)) => Errno::ENOTDIR,
         (_, Some(Reason::IsADirectory)) => Errno::EISDIR,
         (_, Some(Reason::Busy)) => Errno::EBUSY,
+        (_, Some(Reason::DataMissing)) => Errno::EIO,
         (ErrorCode::NotFound, None) => Errno::ENOENT,
         (ErrorCode::AlreadyExists, None) => Errno::EEXIST,
         (ErrorCode::PermissionDenied, None) => Errno::EACCES,
@@ -74,6 +75,11 @@ mod tests {
                 Errno::ENOSPC,
             ),
             (Error::unavailable("master down"), Errno::EIO),
+            (
+                Error::failed_precondition("/f: block 1 was not committed by any worker")
+                    .with_reason(Reason::DataMissing),
+                Errno::EIO,
+            ),
             (Error::internal("bug"), Errno::EIO),
         ];
         for (e, want) in cases {

@@ -81,7 +81,7 @@ pub fn umount(mount_point: &Path, flags: libc::c_int) -> Result<()> {
         )),
         Some(libc::EINVAL) => Error::invalid_argument(format!("{mp}: not a mount point")),
         Some(libc::ENOENT) => Error::not_found(format!("{mp}: no such directory")),
-        Some(libc::EPERM) => Error::permission_denied(format!(
+        Some(libc::EPERM | libc::EACCES) => Error::permission_denied(format!(
             "{mp}: not allowed to unmount (it takes root, or CAP_SYS_ADMIN)"
         )),
         _ => Error::internal(format!("{mp}: unmount failed: {err}")),

@@ -1,6 +1,6 @@
 //! opendal errors to Alluvium errors, with the UFS URI as context.
 
-use alluvium_common::{Error, ErrorCode};
+use alluvium_common::{Error, ErrorCode, Reason};
 use opendal::ErrorKind;
 
 /// Maps an opendal error on `what` (a UFS URI) to an Alluvium error with a one-line message.
@@ -25,7 +25,12 @@ pub fn map_err(e: opendal::Error, what: &str) -> Error {
         ErrorCode::Unavailable => format!("UFS unavailable: {}", short(&e)),
         _ => short(&e),
     };
-    Error::new(code, format!("{what}: {reason}"))
+    let error = Error::new(code, format!("{what}: {reason}"));
+    match e.kind() {
+        ErrorKind::IsADirectory => error.with_reason(Reason::IsADirectory),
+        ErrorKind::NotADirectory => error.with_reason(Reason::NotADirectory),
+        _ => error,
+    }
 }
 
 /// opendal's Display carries a context list; keep the kind, message and the innermost source.
@@ -42,4 +47,29 @@ fn short(e: &opendal::Error) -> String {
         msg.push_str(&l);
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_kinds_keep_their_case() {
+        let e = map_err(
+            opendal::Error::new(ErrorKind::IsADirectory, "read path is a dir"),
+            "file:///u/d",
+        );
+        assert_eq!(
+            (e.code, e.reason),
+            (ErrorCode::FailedPrecondition, Some(Reason::IsADirectory))
+        );
+        assert!(e.message.starts_with("file:///u/d: "), "{e}");
+        let e = map_err(
+            opendal::Error::new(ErrorKind::NotADirectory, "x"),
+            "file:///u/f",
+        );
+        assert_eq!(e.reason, Some(Reason::NotADirectory));
+        let e = map_err(opendal::Error::new(ErrorKind::NotFound, "x"), "file:///u/f");
+        assert_eq!((e.code, e.reason), (ErrorCode::NotFound, None));
+    }
 }

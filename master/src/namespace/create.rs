@@ -254,7 +254,7 @@ impl Namespace {
                         return Err(Error::failed_precondition(format!(
                             "{p}: block {b} (index {i}) was not committed by any worker; cannot complete with length {}",
                             req.length
-                        )))
+                        )).with_reason(Reason::DataMissing))
                     }
                     Some(Some(len)) if len != want => {
                         return Err(Error::failed_precondition(format!(
