@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use alluvium_common::blocking::blocking;
 use alluvium_common::{Error, ErrorCode, Result};
 use alluvium_proto as pb;
 use alluvium_proto::{FileInfo, ReadType};
@@ -626,11 +627,12 @@ fn map_block(path: &str, length: u64, populate: bool) -> Result<Bytes> {
     if populate {
         opts.populate();
     }
+    // With `populate` the kernel reads the whole block in (from disk on an SSD/HDD tier).
     // SAFETY: the mapping is read-only, and a committed block file is never written or truncated
     // again: the worker renames it into place once and later only unlinks it (evict, move to
     // another tier, delete), which leaves existing mappings valid. So slices of it may outlive
     // the short-circuit lock.
-    let mmap = unsafe { opts.map(&file) }
+    let mmap = blocking(|| unsafe { opts.map(&file) })
         .map_err(|e| Error::from(e).context(format!("mmap of {path}")))?;
     if (mmap.len() as u64) < length {
         return Err(Error::internal(format!(

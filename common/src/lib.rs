@@ -6,7 +6,9 @@
 //! - [`ids`]: block ids derived from file ids.
 //! - [`size`]: exact byte sizes (`GiB` vs `GB`).
 //! - [`identity`]: who is calling, and the cluster secret, on gRPC metadata.
+//! - [`blocking`]: blocking work from async code without stalling the runtime.
 
+pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod identity;

@@ -5,6 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use alluvium_common::blocking::blocking;
 use alluvium_common::identity::Caller;
 use alluvium_common::{Error, Result};
 use alluvium_proto::block_master_server::BlockMaster as BlockMasterRpc;
@@ -303,7 +304,8 @@ impl BlockMasterRpc for BlockMasterService {
         req: Request<RegisterWorkerRequest>,
     ) -> Result<Response<RegisterWorkerResponse>, Status> {
         let s = &self.shared;
-        let r = s.blocks.register(req.into_inner());
+        // One metastore read per file the worker reports.
+        let r = blocking(|| s.blocks.register(req.into_inner()));
         s.reply("RegisterWorker", r)
     }
 
@@ -312,7 +314,7 @@ impl BlockMasterRpc for BlockMasterService {
         req: Request<WorkerHeartbeatRequest>,
     ) -> Result<Response<WorkerHeartbeatResponse>, Status> {
         let s = &self.shared;
-        let r = s.blocks.heartbeat(req.into_inner());
+        let r = blocking(|| s.blocks.heartbeat(req.into_inner()));
         s.reply("WorkerHeartbeat", r)
     }
 

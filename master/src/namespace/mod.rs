@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use alluvium_common::blocking::blocking;
 use alluvium_common::config::MasterConfig;
 use alluvium_common::time::now_ms;
 use alluvium_common::{Error, ErrorCode, Result};
@@ -150,13 +151,20 @@ impl Namespace {
         Ok(())
     }
 
+    /// Takes the mutation lock. Its holder may be waiting for a WAL sync, so a contended lock is
+    /// waited for off the runtime's task queue.
     pub(crate) fn tx(&self) -> Tx<'_> {
-        Tx::new(&*self.store, self.state.lock())
+        let guard = match self.state.try_lock() {
+            Some(g) => g,
+            None => blocking(|| self.state.lock()),
+        };
+        Tx::new(&*self.store, guard)
     }
 
-    /// Commits and tells the block master about dropped blocks and pins.
+    /// Commits (a RocksDB write, with an fsync when `master.metastore_sync` is on, hence
+    /// [`blocking`]) and tells the block master about dropped blocks and pins.
     pub(crate) fn commit(&self, tx: Tx<'_>) -> Result<()> {
-        let done = tx.commit()?;
+        let done = blocking(|| tx.commit())?;
         self.blocks.remove_files(&done.removed_files);
         for (id, p) in done.pin_changes {
             self.blocks.set_pinned(id, p);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use alluvium_common::blocking::blocking;
 use alluvium_common::{Error, Result};
 use bytes::Bytes;
 
@@ -116,8 +117,11 @@ impl BlockLock {
             let start = (offset as usize) / page * page;
             let end = ((offset + len) as usize).min(map.len());
             if end > start {
-                if let Err(e) = map.advise_range(memmap2::Advice::PopulateRead, start, end - start)
-                {
+                // Reads the range from the tier's device when it is not in the page cache.
+                let advised = blocking(|| {
+                    map.advise_range(memmap2::Advice::PopulateRead, start, end - start)
+                });
+                if let Err(e) = advised {
                     tracing::debug!(block_id, error = %e, "MADV_POPULATE_READ failed");
                 }
             }
