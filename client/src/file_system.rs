@@ -10,17 +10,15 @@ use alluvium_proto as pb;
 use alluvium_proto::{FileInfo, MasterInfo, MountInfo, PersistenceState, WorkerInfo};
 use futures::StreamExt;
 
-use crate::block_transfer::TransferPool;
 use crate::config::options::{
     duration_ms, CreateDirectoryOptions, CreateFileOptions, DeleteOptions, MountOptions,
     OpenFileOptions, SetAttributeOptions,
 };
-use crate::in_stream::FileInStream;
+use crate::context::{no_live_worker, ufs_source, with_path, Context};
 use crate::locality;
-use crate::master_client::MasterClient;
 use crate::metrics::ClientMetrics;
 use crate::out_stream::FileOutStream;
-use crate::worker_pool::WorkerPool;
+use crate::read::FileInStream;
 
 /// What `load` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -33,28 +31,10 @@ pub struct LoadSummary {
     pub bytes_loaded: u64,
 }
 
-pub(crate) struct Inner {
-    pub config: Config,
-    pub master: MasterClient,
-    pub workers: WorkerPool,
-    /// Connections for reading remote workers' cached blocks as raw bytes.
-    pub transfers: TransferPool,
-    pub metrics: ClientMetrics,
-    /// This host's name, to recognise local workers.
-    pub hostname: String,
-    /// The worker list, briefly cached so a copy of many small files does not ask for it per file.
-    pub worker_cache: parking_lot::Mutex<Option<(std::time::Instant, Vec<WorkerInfo>)>>,
-}
-
-/// How long a fetched worker list is reused for choosing write and read-through workers.
-const WORKER_CACHE_TTL: Duration = Duration::from_secs(2);
-/// How often a write waiting for a live worker asks the master again.
-const WORKER_POLL: Duration = Duration::from_millis(100);
-
 /// A handle on the cluster; cheap to clone and shared by every stream it opens.
 #[derive(Clone)]
 pub struct FileSystem {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) ctx: Arc<Context>,
 }
 
 fn norm(path: &str) -> Result<String> {
@@ -65,57 +45,33 @@ impl FileSystem {
     /// Builds the clients. No connection is made yet: the first call connects (retrying for
     /// `client.retry_duration` while the master is unreachable).
     pub async fn connect(config: &Config) -> Result<Self> {
-        let inner = Inner {
-            config: config.clone(),
-            master: MasterClient::new(config)?,
-            workers: WorkerPool::new(config)?,
-            transfers: TransferPool::new(config)?,
-            metrics: ClientMetrics::default(),
-            hostname: config.client_hostname(),
-            worker_cache: parking_lot::Mutex::new(None),
-        };
-        tracing::debug!(master = %config.master_address, host = %inner.hostname, "client ready");
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        let ctx = Context::new(config)?;
+        tracing::debug!(master = %config.master_address, host = %ctx.hostname, "client ready");
+        Ok(Self { ctx: Arc::new(ctx) })
     }
 
     /// Whether `other` is a clone of this client (the same connections, caches and metrics).
     pub fn is_same_client(&self, other: &FileSystem) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        Arc::ptr_eq(&self.ctx, &other.ctx)
     }
 
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.ctx.config
     }
 
     pub fn metrics(&self) -> &ClientMetrics {
-        &self.inner.metrics
+        &self.ctx.metrics
     }
 
     /// The status of a path, with its blocks and their locations.
     pub async fn get_status(&self, path: &str) -> Result<FileInfo> {
-        self.status(path, true).await
+        self.ctx.status(path, true).await
     }
 
     /// The status of a path without its block list: cheaper for the master when only the
     /// attributes are wanted (a `stat`).
     pub async fn get_attributes(&self, path: &str) -> Result<FileInfo> {
-        self.status(path, false).await
-    }
-
-    async fn status(&self, path: &str, with_blocks: bool) -> Result<FileInfo> {
-        let path = norm(path)?;
-        self.inner
-            .master
-            .fs("GetStatus", |mut c| {
-                let req = pb::GetStatusRequest {
-                    path: path.clone(),
-                    with_blocks,
-                };
-                async move { c.get_status(req).await }
-            })
-            .await
+        self.ctx.status(path, false).await
     }
 
     pub async fn exists(&self, path: &str) -> Result<bool> {
@@ -172,11 +128,10 @@ impl FileSystem {
 
     /// Runs a ListStatus (retried while the master is unavailable) and hands over its entries.
     async fn list(&self, req: pb::ListStatusRequest, mut each: impl FnMut(FileInfo)) -> Result<()> {
-        let timeout = self.inner.config.client.rpc_timeout;
-        let mut stream = crate::master_client::retry_unavailable(
-            self.inner.config.client.retry_duration,
-            || {
-                let mut c = self.inner.master.fs_client();
+        let timeout = self.ctx.config.client.rpc_timeout;
+        let mut stream =
+            crate::master_client::retry_unavailable(self.ctx.config.client.retry_duration, || {
+                let mut c = self.ctx.master.fs_client();
                 let req = req.clone();
                 async move {
                     match tokio::time::timeout(timeout, c.list_status(req.clone())).await {
@@ -187,9 +142,8 @@ impl FileSystem {
                         )),
                     }
                 }
-            },
-        )
-        .await?;
+            })
+            .await?;
         while let Some(page) = stream.next().await {
             for item in page.map_err(Error::from)?.items {
                 each(item);
@@ -200,7 +154,7 @@ impl FileSystem {
 
     pub async fn create_directory(&self, path: &str, opts: CreateDirectoryOptions) -> Result<()> {
         let path = norm(path)?;
-        self.inner
+        self.ctx
             .master
             .fs("CreateDirectory", |mut c| {
                 let req = pb::CreateDirectoryRequest {
@@ -222,18 +176,18 @@ impl FileSystem {
         let path = norm(path)?;
         let write_type = match opts.write_type {
             pb::WriteType::Unspecified => {
-                alluvium_common::config::parse_write_type(&self.inner.config.client.write_type)?
+                alluvium_common::config::parse_write_type(&self.ctx.config.client.write_type)?
             }
             w => w,
         };
         let info = self
-            .inner
+            .ctx
             .master
             .fs("CreateFile", |mut c| {
                 let req = pb::CreateFileRequest {
                     path: path.clone(),
                     block_size: if opts.block_size == 0 {
-                        self.inner.config.client.block_size.0
+                        self.ctx.config.client.block_size.0
                     } else {
                         opts.block_size
                     },
@@ -248,7 +202,7 @@ impl FileSystem {
                 async move { c.create_file(req).await }
             })
             .await?;
-        FileOutStream::start(self.clone(), info, write_type, opts).await
+        FileOutStream::start(self.ctx.clone(), info, write_type, opts).await
     }
 
     /// Opens a complete file for reading.
@@ -269,32 +223,22 @@ impl FileSystem {
         }
         let read_type = match opts.read_type {
             pb::ReadType::Unspecified => {
-                alluvium_common::config::parse_read_type(&self.inner.config.client.read_type)?
+                alluvium_common::config::parse_read_type(&self.ctx.config.client.read_type)?
             }
             r => r,
         };
-        Ok(FileInStream::new(self.clone(), info, read_type))
+        Ok(FileInStream::new(self.ctx.clone(), info, read_type))
     }
 
     pub async fn delete(&self, path: &str, opts: DeleteOptions) -> Result<()> {
-        let path = norm(path)?;
-        self.inner
-            .master
-            .fs("Delete", |mut c| {
-                let req = pb::DeleteRequest {
-                    path: path.clone(),
-                    recursive: opts.recursive,
-                    alluvium_only: opts.alluvium_only,
-                };
-                async move { c.delete(req).await }
-            })
-            .await?;
-        Ok(())
+        self.ctx
+            .delete(path, opts.recursive, opts.alluvium_only)
+            .await
     }
 
     pub async fn rename(&self, src: &str, dst: &str) -> Result<()> {
         let (src, dst) = (norm(src)?, norm(dst)?);
-        self.inner
+        self.ctx
             .master
             .fs("Rename", |mut c| {
                 let req = pb::RenameRequest {
@@ -309,7 +253,7 @@ impl FileSystem {
 
     pub async fn set_attribute(&self, path: &str, opts: SetAttributeOptions) -> Result<()> {
         let path = norm(path)?;
-        self.inner
+        self.ctx
             .master
             .fs("SetAttribute", |mut c| {
                 let req = pb::SetAttributeRequest {
@@ -334,7 +278,7 @@ impl FileSystem {
 
     pub async fn free(&self, path: &str, recursive: bool, forced: bool) -> Result<()> {
         let path = norm(path)?;
-        self.inner
+        self.ctx
             .master
             .fs("Free", |mut c| {
                 let req = pb::FreeRequest {
@@ -381,7 +325,7 @@ impl FileSystem {
                 .with_reason(Reason::Busy));
             }
             let p = f.path.clone();
-            self.inner
+            self.ctx
                 .master
                 .fs("ScheduleAsyncPersistence", |mut c| {
                     let req = pb::ScheduleAsyncPersistenceRequest { path: p.clone() };
@@ -446,12 +390,12 @@ impl FileSystem {
                     )));
                 }
                 if workers.is_none() {
-                    workers = Some(self.live_workers_cached().await?);
+                    workers = Some(self.ctx.live_workers_cached().await?);
                 }
                 let ws = workers.as_deref().unwrap_or_default();
-                let w = locality::choose_write_worker(ws, &self.inner.hostname, &[])
+                let w = locality::choose_write_worker(ws, &self.ctx.hostname, &[])
                     .ok_or_else(|| no_live_worker(&f.path))?;
-                let mut client = self.inner.workers.get(w.address.as_ref())?;
+                let mut client = self.ctx.workers.get(w.address.as_ref())?;
                 let req = pb::CacheBlockRequest {
                     block_id: b.block_id,
                     ufs: Some(ufs_source(&f, b)),
@@ -476,7 +420,7 @@ impl FileSystem {
 
     pub async fn mount(&self, path: &str, ufs_uri: &str, opts: MountOptions) -> Result<()> {
         let path = norm(path)?;
-        self.inner
+        self.ctx
             .master
             .fs("Mount", |mut c| {
                 let req = pb::MountRequest {
@@ -494,7 +438,7 @@ impl FileSystem {
 
     pub async fn unmount(&self, path: &str) -> Result<()> {
         let path = norm(path)?;
-        self.inner
+        self.ctx
             .master
             .fs("Unmount", |mut c| {
                 let req = pb::UnmountRequest { path: path.clone() };
@@ -506,7 +450,7 @@ impl FileSystem {
 
     pub async fn mount_table(&self) -> Result<Vec<MountInfo>> {
         let r = self
-            .inner
+            .ctx
             .master
             .fs("GetMountTable", |mut c| async move {
                 c.get_mount_table(pb::Empty {}).await
@@ -516,7 +460,7 @@ impl FileSystem {
     }
 
     pub async fn master_info(&self) -> Result<MasterInfo> {
-        self.inner
+        self.ctx
             .master
             .fs("GetMasterInfo", |mut c| async move {
                 c.get_master_info(pb::Empty {}).await
@@ -525,49 +469,7 @@ impl FileSystem {
     }
 
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
-        let r = self
-            .inner
-            .master
-            .block("GetWorkers", |mut c| async move {
-                c.get_workers(pb::Empty {}).await
-            })
-            .await?;
-        Ok(r.workers)
-    }
-
-    /// The worker list for placement decisions: cached for a moment, refreshed after that.
-    pub(crate) async fn live_workers_cached(&self) -> Result<Vec<WorkerInfo>> {
-        if let Some((at, ws)) = self.inner.worker_cache.lock().as_ref() {
-            if at.elapsed() < WORKER_CACHE_TTL {
-                return Ok(ws.clone());
-            }
-        }
-        let ws = self.workers().await?;
-        *self.inner.worker_cache.lock() = Some((std::time::Instant::now(), ws.clone()));
-        Ok(ws)
-    }
-
-    /// The workers, waiting while none is live, as long as an unreachable server is retried
-    /// (`client.retry_duration`): right after a master restart, workers are known again only
-    /// once they have re-registered at their next heartbeat (and a lost worker only once it is
-    /// back), and a write then should wait for them, not fail.
-    pub(crate) async fn live_workers_waiting(&self, path: &str) -> Result<Vec<WorkerInfo>> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.client.retry_duration;
-        let mut ws = self.live_workers_cached().await?;
-        while !ws.iter().any(crate::locality::is_live) {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(no_live_worker(path));
-            }
-            tokio::time::sleep(WORKER_POLL).await;
-            self.forget_workers();
-            ws = self.live_workers_cached().await?;
-        }
-        Ok(ws)
-    }
-
-    /// Drops the cached worker list (after a worker failed).
-    pub(crate) fn forget_workers(&self) {
-        *self.inner.worker_cache.lock() = None;
+        self.ctx.workers().await
     }
 
     /// Re-reads UFS metadata under a path now.
@@ -577,7 +479,7 @@ impl FileSystem {
         recursive: bool,
     ) -> Result<pb::LoadMetadataResponse> {
         let path = norm(path)?;
-        self.inner
+        self.ctx
             .master
             .fs("LoadMetadata", |mut c| {
                 let req = pb::LoadMetadataRequest {
@@ -592,7 +494,7 @@ impl FileSystem {
     /// The master's metrics in the Prometheus text format.
     pub async fn master_metrics_text(&self) -> Result<String> {
         let resp = self
-            .inner
+            .ctx
             .master
             .fs("GetMetrics", |mut c| async move {
                 c.get_metrics(pb::Empty {}).await
@@ -614,33 +516,13 @@ impl FileSystem {
             recursive,
             repair,
         };
-        self.inner
+        self.ctx
             .master
             .fs("CheckConsistency", |mut c| {
                 let req = req.clone();
                 async move { c.check_consistency(req).await }
             })
             .await
-    }
-
-    pub(crate) async fn complete_file(&self, req: pb::CompleteFileRequest) -> Result<FileInfo> {
-        self.inner
-            .master
-            .fs("CompleteFile", |mut c| {
-                let req = req.clone();
-                async move { c.complete_file(req).await }
-            })
-            .await
-    }
-}
-
-/// Where a worker finds a block of a persisted file in the UFS.
-pub(crate) fn ufs_source(f: &FileInfo, b: &pb::BlockInfo) -> pb::UfsBlockSource {
-    pb::UfsBlockSource {
-        ufs: f.ufs.clone(),
-        offset_in_file: b.offset,
-        block_length: b.length,
-        durable: f.persisted,
     }
 }
 
@@ -653,7 +535,7 @@ impl FileSystem {
         f: &FileInfo,
         b: &pb::BlockInfo,
     ) -> Result<bool> {
-        let mut client = self.inner.workers.get(w.address.as_ref())?;
+        let mut client = self.ctx.workers.get(w.address.as_ref())?;
         let req = pb::CacheBlockRequest {
             block_id: b.block_id,
             ufs: Some(ufs_source(f, b)),
@@ -662,22 +544,6 @@ impl FileSystem {
         let resp = client.cache_block(req).await.map_err(Error::from)?;
         Ok(resp.into_inner().loaded)
     }
-}
-
-/// Names the path in an error whose message does not already.
-pub(crate) fn with_path(e: Error, path: &str) -> Error {
-    if e.message.contains(path) {
-        e
-    } else {
-        e.context(path)
-    }
-}
-
-/// The error for "no worker can take this": every worker is lost or none registered.
-pub fn no_live_worker(path: &str) -> Error {
-    Error::unavailable(format!(
-        "{path}: no live worker in the cluster (check `alluvium fsadmin report`)"
-    ))
 }
 
 /// Number of blocks a file of this status has (from its length, not the block list).

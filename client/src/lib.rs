@@ -10,12 +10,13 @@
 pub mod block_transfer;
 pub mod blocking;
 pub mod config;
+mod context;
 pub mod file_system;
-pub mod in_stream;
 pub mod locality;
 pub mod master_client;
 pub mod metrics;
 pub mod out_stream;
+pub mod read;
 pub mod worker_pool;
 
 pub use alluvium_proto::{
@@ -26,7 +27,8 @@ pub use config::options::{
     CreateDirectoryOptions, CreateFileOptions, DeleteOptions, MountOptions, OpenFileOptions,
     SetAttributeOptions,
 };
-pub use file_system::{no_live_worker, FileSystem, LoadSummary};
-pub use in_stream::FileInStream;
+pub use context::no_live_worker;
+pub use file_system::{FileSystem, LoadSummary};
 pub use metrics::ClientMetrics;
 pub use out_stream::FileOutStream;
+pub use read::FileInStream;

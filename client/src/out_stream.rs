@@ -5,6 +5,7 @@
 //! readable) only in `close`; a cancelled or dropped stream leaves no complete file behind.
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use alluvium_common::ids::block_id;
 use alluvium_common::{Error, ErrorCode, Result};
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::options::CreateFileOptions;
-use crate::file_system::{no_live_worker, with_path, FileSystem};
+use crate::context::{no_live_worker, with_path, Context};
 use crate::locality;
 use crate::metrics::ClientMetrics;
 use crate::worker_pool::WorkerClient;
@@ -50,7 +51,7 @@ struct UfsWriter {
 }
 
 pub struct FileOutStream {
-    fs: FileSystem,
+    ctx: Arc<Context>,
     info: FileInfo,
     write_type: WriteType,
     opts: CreateFileOptions,
@@ -71,22 +72,22 @@ pub struct FileOutStream {
 
 impl FileOutStream {
     pub(crate) async fn start(
-        fs: FileSystem,
+        ctx: Arc<Context>,
         info: FileInfo,
         write_type: WriteType,
         opts: CreateFileOptions,
     ) -> Result<Self> {
         let path = info.path.clone();
-        let made = Self::prepare(fs.clone(), info, write_type, opts).await;
+        let made = Self::prepare(ctx.clone(), info, write_type, opts).await;
         if made.is_err() {
             // CreateFile succeeded: do not leave the incomplete file behind.
-            delete_incomplete(&fs, &path).await;
+            delete_incomplete(&ctx, &path).await;
         }
         made
     }
 
     async fn prepare(
-        fs: FileSystem,
+        ctx: Arc<Context>,
         info: FileInfo,
         write_type: WriteType,
         opts: CreateFileOptions,
@@ -97,16 +98,16 @@ impl FileOutStream {
                 info.path
             )));
         }
-        let workers = fs.live_workers_waiting(&info.path).await?;
-        let hostname = fs.inner.hostname.clone();
+        let workers = ctx.live_workers_waiting(&info.path).await?;
+        let hostname = ctx.hostname.clone();
         let worker = locality::choose_write_worker(&workers, &hostname, &[])
             .cloned()
             .ok_or_else(|| no_live_worker(&info.path))?;
-        let client = fs.inner.workers.get(worker.address.as_ref())?;
-        let short_circuit = fs.inner.config.client.short_circuit_write
+        let client = ctx.workers.get(worker.address.as_ref())?;
+        let short_circuit = ctx.config.client.short_circuit_write
             && write_type != WriteType::Through
             && locality::is_local(worker.address.as_ref(), &hostname);
-        let chunk_size = usize::try_from(fs.inner.config.client.chunk_size.0)
+        let chunk_size = usize::try_from(ctx.config.client.chunk_size.0)
             .unwrap_or(1 << 20)
             .clamp(4096, alluvium_proto::MAX_MESSAGE_BYTES / 2);
         tracing::debug!(
@@ -118,7 +119,7 @@ impl FileOutStream {
         );
         let mut s = Self {
             block_size: info.block_size,
-            fs,
+            ctx,
             info,
             write_type,
             opts,
@@ -192,7 +193,7 @@ impl FileOutStream {
             Err(e) => {
                 self.abort().await;
                 if e.code == ErrorCode::Unavailable {
-                    self.fs.forget_workers();
+                    self.ctx.forget_workers();
                 }
                 Err(with_path(e, &self.info.path))
             }
@@ -255,7 +256,7 @@ impl FileOutStream {
                 }
             }
         }
-        let info = self.fs.complete_file(req).await?;
+        let info = self.ctx.complete_file(req).await?;
         tracing::debug!(path = %info.path, length, "file complete");
         Ok(info)
     }
@@ -266,7 +267,7 @@ impl FileOutStream {
             let n = chunk.len() as u64;
             self.send_ufs(chunk).await?;
             self.flushed += n;
-            ClientMetrics::add(&self.fs.inner.metrics.bytes_written_ufs, n);
+            ClientMetrics::add(&self.ctx.metrics.bytes_written_ufs, n);
             return Ok(());
         }
         while !chunk.is_empty() {
@@ -388,7 +389,7 @@ impl FileOutStream {
 
     async fn write_block_part(&mut self, part: Bytes) -> Result<()> {
         let n = part.len() as u64;
-        let metrics = &self.fs.inner.metrics;
+        let metrics = &self.ctx.metrics;
         let block_size = self.block_size;
         match self.block.as_mut() {
             Some(BlockWriter::Local {
@@ -591,7 +592,7 @@ impl FileOutStream {
     fn take_cleanup(&mut self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let block = self.block.take();
         let ufs = self.ufs.take();
-        let fs = self.fs.clone();
+        let ctx = self.ctx.clone();
         let path = self.info.path.clone();
         let mut client = self.client.clone();
         let session_id = self.session_id;
@@ -622,7 +623,7 @@ impl FileOutStream {
                 let _ = u.task.await;
                 drop(u.tx);
             }
-            delete_incomplete(&fs, &path).await;
+            delete_incomplete(&ctx, &path).await;
         })
     }
 }
@@ -642,16 +643,8 @@ impl Drop for FileOutStream {
     }
 }
 
-async fn delete_incomplete(fs: &FileSystem, path: &str) {
-    let r = fs
-        .delete(
-            path,
-            crate::DeleteOptions {
-                recursive: false,
-                alluvium_only: false,
-            },
-        )
-        .await;
+async fn delete_incomplete(ctx: &Context, path: &str) {
+    let r = ctx.delete(path, false, false).await;
     match r {
         Ok(()) => tracing::debug!(path, "deleted incomplete file"),
         Err(e) if e.code == ErrorCode::NotFound => {}
