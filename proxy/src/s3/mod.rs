@@ -9,6 +9,7 @@ pub mod list;
 pub mod meta;
 pub mod multipart;
 pub mod objects;
+pub mod operation;
 pub mod xml;
 
 use alluvium_client::FileSystem;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::server::GatewayState;
 use error::{S3Error, S3Result};
+use operation::Operation;
 
 pub(crate) const GATEWAY: &str = "s3";
 const MAX_KEY_BYTES: usize = 1024;
@@ -136,12 +138,10 @@ pub async fn handle(
 ) -> Response {
     let started = std::time::Instant::now();
     let checked = check_limits(&headers).and_then(|()| authenticate(&st, &method, &uri, &headers));
-    let (op, result) = match checked {
-        Ok(req) => {
-            let op = op_name(&req);
-            let r = dispatch(&st, req, body).await;
-            (op, r)
-        }
+    let (op, result) = match checked.map(|req| (Operation::of(&req), req)) {
+        Ok((Ok(op), req)) => (op.name(), dispatch(&st, op, req, body).await),
+        // Refused before any handler: named apart so real operations' figures stay clean.
+        Ok((Err(e), _)) => ("Unsupported", Err(e)),
         Err(e) => ("Auth", Err(e)),
     };
     let response = result.unwrap_or_else(IntoResponse::into_response);
@@ -206,141 +206,49 @@ fn authenticate(
     })
 }
 
-fn op_name(r: &Request) -> &'static str {
-    let m = r.method.as_str();
-    match (r.bucket.is_empty(), r.key.is_empty(), m) {
-        (true, _, _) => "ListBuckets",
-        (false, true, "GET") if r.has("uploads") => "ListMultipartUploads",
-        (false, true, "GET") if r.param("list-type") == Some("2") => "ListObjectsV2",
-        (false, true, "GET") => "ListObjects",
-        (false, true, "PUT") => "CreateBucket",
-        (false, true, "DELETE") => "DeleteBucket",
-        (false, true, "HEAD") => "HeadBucket",
-        (false, true, "POST") => "DeleteObjects",
-        (false, false, "GET") if r.has("uploadId") => "ListParts",
-        (false, false, "GET") => "GetObject",
-        (false, false, "HEAD") => "HeadObject",
-        (false, false, "PUT") if r.has("uploadId") => "UploadPart",
-        (false, false, "PUT") if r.headers.contains_key("x-amz-copy-source") => "CopyObject",
-        (false, false, "PUT") => "PutObject",
-        (false, false, "DELETE") if r.has("uploadId") => "AbortMultipartUpload",
-        (false, false, "DELETE") => "DeleteObject",
-        (false, false, "POST") if r.has("uploads") => "CreateMultipartUpload",
-        (false, false, "POST") => "CompleteMultipartUpload",
-        _ => "Other",
-    }
-}
-
-/// Sub-resources this gateway does not implement (ACLs, policies, tagging, ...).
-const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
-    "acl",
-    "policy",
-    "tagging",
-    "cors",
-    "lifecycle",
-    "website",
-    "replication",
-    "logging",
-    "notification",
-    "encryption",
-    "object-lock",
-    "retention",
-    "legal-hold",
-    "torrent",
-    "restore",
-    "select",
-    "accelerate",
-    "requestPayment",
-    "analytics",
-    "inventory",
-    "metrics",
-    "ownershipControls",
-    "publicAccessBlock",
-    "intelligent-tiering",
-    "attributes",
-];
-
-async fn dispatch(st: &GatewayState, req: Request, body: Body) -> S3Result<Response> {
-    if let Some((k, _)) = req
-        .query
-        .iter()
-        .find(|(k, _)| UNSUPPORTED_SUBRESOURCES.contains(&k.as_str()))
-    {
-        return Err(S3Error::not_implemented(format!(
-            "the '{k}' sub-resource is not supported by the Alluvium S3 gateway"
-        )));
-    }
+async fn dispatch(
+    st: &GatewayState,
+    op: Operation,
+    req: Request,
+    body: Body,
+) -> S3Result<Response> {
     let fs = st.fss.for_user(&req.user).await?;
-    if req.bucket.is_empty() {
-        return match req.method {
-            Method::GET => list::list_buckets(&fs, &req).await,
-            _ => Err(S3Error::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                "only GET (ListBuckets) is allowed on /",
-            )),
-        };
-    }
-    if !valid_bucket(&req.bucket) {
-        return Err(S3Error::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidBucketName",
-            format!("the bucket name '{}' is not valid", req.bucket),
-        ));
-    }
-    if req.key.is_empty() {
-        return match req.method {
-            Method::GET if req.has("uploads") => multipart::list_uploads(st, &fs, &req).await,
-            Method::GET if req.has("location") => {
-                bucket_info(&fs, &req).await?;
-                Ok(xml_response(
-                    StatusCode::OK,
-                    "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>"
-                        .into(),
-                ))
-            }
-            Method::GET if req.has("versioning") => {
-                bucket_info(&fs, &req).await?;
-                Ok(xml_response(
-                    StatusCode::OK,
-                    "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>"
-                        .into(),
-                ))
-            }
-            Method::GET => list::list_objects(st, &fs, &req).await,
-            Method::PUT => list::create_bucket(&fs, &req).await,
-            Method::DELETE => list::delete_bucket(st, &fs, &req).await,
-            Method::HEAD => {
-                bucket_info(&fs, &req).await?;
-                Ok(empty(StatusCode::OK))
-            }
-            Method::POST if req.has("delete") => objects::delete_objects(st, &fs, &req, body).await,
-            _ => Err(S3Error::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                format!("{} is not allowed on a bucket", req.method),
-            )),
-        };
-    }
-    check_key(&req.key)?;
-    match req.method {
-        Method::GET if req.has("uploadId") => multipart::list_parts(st, &fs, &req).await,
-        Method::GET => objects::get_object(st, &fs, &req, false).await,
-        Method::HEAD => objects::get_object(st, &fs, &req, true).await,
-        Method::PUT if req.has("uploadId") => multipart::upload_part(st, &fs, &req, body).await,
-        Method::PUT if req.headers.contains_key("x-amz-copy-source") => {
-            objects::copy_object(st, &fs, &req).await
+    match op {
+        Operation::ListBuckets => list::list_buckets(&fs, &req).await,
+        Operation::GetBucketLocation => {
+            bucket_info(&fs, &req).await?;
+            Ok(xml_response(
+                StatusCode::OK,
+                "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>".into(),
+            ))
         }
-        Method::PUT => objects::put_object(st, &fs, &req, body).await,
-        Method::DELETE if req.has("uploadId") => multipart::abort(st, &fs, &req).await,
-        Method::DELETE => objects::delete_object(st, &fs, &req).await,
-        Method::POST if req.has("uploads") => multipart::create(st, &fs, &req).await,
-        Method::POST if req.has("uploadId") => multipart::complete(st, &fs, &req, body).await,
-        _ => Err(S3Error::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            format!("{} is not allowed on an object", req.method),
-        )),
+        Operation::GetBucketVersioning => {
+            bucket_info(&fs, &req).await?;
+            Ok(xml_response(
+                StatusCode::OK,
+                "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>"
+                    .into(),
+            ))
+        }
+        Operation::ListMultipartUploads => multipart::list_uploads(st, &fs, &req).await,
+        Operation::ListObjects { .. } => list::list_objects(st, &fs, &req).await,
+        Operation::CreateBucket => list::create_bucket(&fs, &req).await,
+        Operation::DeleteBucket => list::delete_bucket(st, &fs, &req).await,
+        Operation::HeadBucket => {
+            bucket_info(&fs, &req).await?;
+            Ok(empty(StatusCode::OK))
+        }
+        Operation::DeleteObjects => objects::delete_objects(st, &fs, &req, body).await,
+        Operation::ListParts => multipart::list_parts(st, &fs, &req).await,
+        Operation::GetObject => objects::get_object(st, &fs, &req, false).await,
+        Operation::HeadObject => objects::get_object(st, &fs, &req, true).await,
+        Operation::UploadPart => multipart::upload_part(st, &fs, &req, body).await,
+        Operation::CopyObject => objects::copy_object(st, &fs, &req).await,
+        Operation::PutObject => objects::put_object(st, &fs, &req, body).await,
+        Operation::AbortMultipartUpload => multipart::abort(st, &fs, &req).await,
+        Operation::DeleteObject => objects::delete_object(st, &fs, &req).await,
+        Operation::CreateMultipartUpload => multipart::create(st, &fs, &req).await,
+        Operation::CompleteMultipartUpload => multipart::complete(st, &fs, &req, body).await,
     }
 }
 
