@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use alluvium_common::identity::{Caller, IdentityInterceptor};
+use alluvium_common::ErrorCode;
 use alluvium_crds::TierUsageStatus;
 use alluvium_proto::file_system_master_client::FileSystemMasterClient;
 use futures::future::BoxFuture;
@@ -48,8 +49,51 @@ pub struct MasterTarget {
     pub secret: Option<String>,
 }
 
+/// Why a call to a master failed: an outage and a refusal call for different actions, so they
+/// are told apart by kind, never by reading the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("master {endpoint}: {what}: {message}")]
+pub struct MasterError {
+    pub endpoint: String,
+    /// The call or step, e.g. `Mount s3://b at /data` or `cannot connect`.
+    pub what: String,
+    pub kind: MasterErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterErrorKind {
+    /// No answer: cannot connect, timed out, or the master said it is unavailable.
+    Unreachable,
+    /// The master (or the operator's own check of the target) refused the call with this code.
+    Rejected(ErrorCode),
+}
+
+impl MasterError {
+    pub fn unreachable(endpoint: &str, what: &str, e: impl std::fmt::Display) -> Self {
+        Self {
+            endpoint: endpoint.to_string(),
+            what: what.to_string(),
+            kind: MasterErrorKind::Unreachable,
+            message: e.to_string(),
+        }
+    }
+
+    /// The target itself is unusable (a malformed endpoint or secret).
+    pub fn invalid(endpoint: &str, what: &str, e: impl std::fmt::Display) -> Self {
+        Self {
+            kind: MasterErrorKind::Rejected(ErrorCode::InvalidArgument),
+            ..Self::unreachable(endpoint, what, e)
+        }
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        self.kind == MasterErrorKind::Unreachable
+    }
+}
+
 pub trait MasterApi: Send + Sync {
-    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, String>>;
+    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, MasterError>>;
     /// Mounts `req` (making its missing parent directories first), remounts when another UFS is
     /// mounted there, updates the mount in place when `changed` (options, credentials,
     /// read-only), and otherwise does nothing. Returns the mount id.
@@ -58,10 +102,14 @@ pub trait MasterApi: Send + Sync {
         t: &MasterTarget,
         req: MountRequest,
         changed: bool,
-    ) -> BoxFuture<'_, Result<u64, String>>;
+    ) -> BoxFuture<'_, Result<u64, MasterError>>;
     /// Unmounts `path`; not mounted is success.
-    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), String>>;
-    fn path_usage(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<PathUsage, String>>;
+    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), MasterError>>;
+    fn path_usage(
+        &self,
+        t: &MasterTarget,
+        path: &str,
+    ) -> BoxFuture<'_, Result<PathUsage, MasterError>>;
 }
 
 /// Upper bound on entries summed for a mount's usage, so one huge mount cannot stall a reconcile.
@@ -80,17 +128,17 @@ impl GrpcMasters {
     async fn client(
         &self,
         t: &MasterTarget,
-    ) -> Result<FileSystemMasterClient<InterceptedService<Channel, IdentityInterceptor>>, String>
+    ) -> Result<FileSystemMasterClient<InterceptedService<Channel, IdentityInterceptor>>, MasterError>
     {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", t.endpoint))
-            .map_err(|e| format!("master {}: bad endpoint: {e}", t.endpoint))?
+            .map_err(|e| MasterError::invalid(&t.endpoint, "bad endpoint", e))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .connect()
             .await
-            .map_err(|e| format!("master {}: cannot connect: {e}", t.endpoint))?;
+            .map_err(|e| MasterError::unreachable(&t.endpoint, "cannot connect", e))?;
         let interceptor = IdentityInterceptor::new(&Caller::named(&self.user), t.secret.as_deref())
-            .map_err(|e| format!("master {}: {e}", t.endpoint))?;
+            .map_err(|e| MasterError::invalid(&t.endpoint, "cluster secret", e))?;
         Ok(
             FileSystemMasterClient::with_interceptor(channel, interceptor)
                 .max_decoding_message_size(alluvium_proto::MAX_MESSAGE_BYTES),
@@ -103,12 +151,28 @@ fn same_ufs(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
-fn status(endpoint: &str, what: &str, s: tonic::Status) -> String {
-    format!("master {endpoint}: {what}: {}", s.message())
+/// A failed call. A status with a source is the client's own (the connection broke, the call
+/// timed out): the master never answered. Anything else is the master's answer, even
+/// `Unavailable` (its UFS may be down while it is up).
+fn status(endpoint: &str, what: &str, s: tonic::Status) -> MasterError {
+    use std::error::Error as _;
+    let local = s.source().is_some();
+    let e = alluvium_common::Error::from(s);
+    let kind = if local {
+        MasterErrorKind::Unreachable
+    } else {
+        MasterErrorKind::Rejected(e.code)
+    };
+    MasterError {
+        endpoint: endpoint.to_string(),
+        what: what.to_string(),
+        kind,
+        message: e.message,
+    }
 }
 
 impl MasterApi for GrpcMasters {
-    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, String>> {
+    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, MasterError>> {
         let t = t.clone();
         Box::pin(async move {
             let mut c = self.client(&t).await?;
@@ -140,7 +204,7 @@ impl MasterApi for GrpcMasters {
         t: &MasterTarget,
         req: MountRequest,
         changed: bool,
-    ) -> BoxFuture<'_, Result<u64, String>> {
+    ) -> BoxFuture<'_, Result<u64, MasterError>> {
         let t = t.clone();
         Box::pin(async move {
             let mut c = self.client(&t).await?;
@@ -199,16 +263,18 @@ impl MasterApi for GrpcMasters {
                 .await
                 .map_err(|s| status(&t.endpoint, "GetMountTable", s))?
                 .into_inner();
-            find(&table.mounts).map(|m| m.mount_id).ok_or_else(|| {
-                format!(
-                    "master {}: {} missing from the mount table after Mount",
-                    t.endpoint, req.path
-                )
-            })
+            find(&table.mounts)
+                .map(|m| m.mount_id)
+                .ok_or_else(|| MasterError {
+                    endpoint: t.endpoint.clone(),
+                    what: format!("Mount {} at {}", req.ufs, req.path),
+                    kind: MasterErrorKind::Rejected(ErrorCode::Internal),
+                    message: "missing from the mount table after Mount".into(),
+                })
         })
     }
 
-    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), String>> {
+    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), MasterError>> {
         let t = t.clone();
         let path = path.to_string();
         Box::pin(async move {
@@ -228,7 +294,11 @@ impl MasterApi for GrpcMasters {
         })
     }
 
-    fn path_usage(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<PathUsage, String>> {
+    fn path_usage(
+        &self,
+        t: &MasterTarget,
+        path: &str,
+    ) -> BoxFuture<'_, Result<PathUsage, MasterError>> {
         let t = t.clone();
         let path = path.to_string();
         Box::pin(async move {

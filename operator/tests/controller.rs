@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alluvium_common::ErrorCode;
 use alluvium_crds::{Cluster, Mount, Tier};
 use alluvium_operator::controller::{self, cluster, mount, tier, Context};
 use alluvium_operator::master_api::{
-    MasterApi, MasterTarget, MasterUsage, MountRequest, PathUsage,
+    MasterApi, MasterError, MasterErrorKind, MasterTarget, MasterUsage, MountRequest, PathUsage,
 };
 use alluvium_operator::telemetry::Metrics;
 use futures::future::BoxFuture;
@@ -31,7 +32,7 @@ struct FakeMasters {
 }
 
 impl MasterApi for FakeMasters {
-    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, String>> {
+    fn usage(&self, t: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, MasterError>> {
         self.calls
             .lock()
             .unwrap()
@@ -51,7 +52,7 @@ impl MasterApi for FakeMasters {
         t: &MasterTarget,
         req: MountRequest,
         changed: bool,
-    ) -> BoxFuture<'_, Result<u64, String>> {
+    ) -> BoxFuture<'_, Result<u64, MasterError>> {
         self.calls.lock().unwrap().push(format!(
             "mount {} {} {} ro={} keys={:?} changed={changed}",
             t.endpoint,
@@ -63,13 +64,18 @@ impl MasterApi for FakeMasters {
         let fail = self.fail_mount;
         Box::pin(async move {
             if fail {
-                Err("master demo-master.default.svc:19998: Mount s3://datasets/ at /datasets: UFS unreachable".into())
+                Err(MasterError {
+                    endpoint: "demo-master.default.svc:19998".into(),
+                    what: "Mount s3://datasets/ at /datasets".into(),
+                    kind: MasterErrorKind::Rejected(ErrorCode::Unavailable),
+                    message: "UFS unreachable".into(),
+                })
             } else {
                 Ok(7)
             }
         })
     }
-    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), String>> {
+    fn unmount(&self, t: &MasterTarget, path: &str) -> BoxFuture<'_, Result<(), MasterError>> {
         self.calls
             .lock()
             .unwrap()
@@ -77,7 +83,11 @@ impl MasterApi for FakeMasters {
         let fail = self.fail_unmount;
         Box::pin(async move {
             if fail {
-                Err("master demo-master.default.svc:19998: cannot connect: refused".into())
+                Err(MasterError::unreachable(
+                    "demo-master.default.svc:19998",
+                    "cannot connect",
+                    "refused",
+                ))
             } else {
                 Ok(())
             }
@@ -87,7 +97,7 @@ impl MasterApi for FakeMasters {
         &self,
         _t: &MasterTarget,
         path: &str,
-    ) -> BoxFuture<'_, Result<PathUsage, String>> {
+    ) -> BoxFuture<'_, Result<PathUsage, MasterError>> {
         self.calls
             .lock()
             .unwrap()
@@ -807,6 +817,11 @@ async fn master_refusing_a_mount_fails_the_status_and_requeues_with_backoff() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("UFS unreachable"), "{err}");
+    assert_eq!(
+        err.reason(),
+        "MasterRefused",
+        "the master answered (its UFS is down): not an outage of the master"
+    );
     let recorded = calls.lock().unwrap().clone();
     let status = &find(&recorded, "PATCH", "/status").body["status"];
     assert_eq!(status["phase"], "Failed");

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use alluvium_common::identity::Caller;
 use alluvium_common::Config;
+use alluvium_common::ErrorCode;
 use alluvium_master::MasterServer;
-use alluvium_operator::master_api::{GrpcMasters, MasterApi, MasterTarget, MountRequest};
+use alluvium_operator::master_api::{
+    GrpcMasters, MasterApi, MasterErrorKind, MasterTarget, MountRequest,
+};
 
 async fn master(dir: &std::path::Path) -> MasterServer {
     let mut config = Config::default();
@@ -79,7 +82,13 @@ async fn mount_is_idempotent_usage_is_summed_and_unmount_is_clean() {
         .await
         .expect("unmounting twice is fine");
     let err = masters.path_usage(&target, "/data").await.unwrap_err();
-    assert!(err.contains("/data"), "{err}");
+    assert!(err.to_string().contains("/data"), "{err}");
+    // The master answered: a refusal by its code, not an outage.
+    assert_eq!(
+        err.kind,
+        MasterErrorKind::Rejected(ErrorCode::NotFound),
+        "{err}"
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -95,7 +104,12 @@ async fn unreachable_master_is_a_clear_error() {
         .await
         .expect("fails fast")
         .unwrap_err();
-    assert!(err.contains("master 127.0.0.1:1: cannot connect"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("master 127.0.0.1:1: cannot connect"),
+        "{err}"
+    );
+    assert!(err.is_unreachable(), "{err:?}");
 }
 
 fn mount_table_entry(

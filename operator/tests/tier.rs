@@ -8,7 +8,7 @@ use alluvium_crds::Tier;
 use alluvium_operator::controller::tier::{self, IN_USE_RETRY, TIER_FINALIZER};
 use alluvium_operator::controller::Context;
 use alluvium_operator::master_api::{
-    MasterApi, MasterTarget, MasterUsage, MountRequest, PathUsage,
+    MasterApi, MasterError, MasterTarget, MasterUsage, MountRequest, PathUsage,
 };
 use alluvium_operator::telemetry::Metrics;
 use futures::future::BoxFuture;
@@ -40,22 +40,50 @@ fn fake_api(clusters: Vec<Value>) -> (Client, Arc<Mutex<Vec<Call>>>) {
 struct NoMasters;
 
 impl MasterApi for NoMasters {
-    fn usage(&self, _: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, String>> {
-        Box::pin(async { Err("no master in these tests".into()) })
+    fn usage(&self, _: &MasterTarget) -> BoxFuture<'_, Result<MasterUsage, MasterError>> {
+        Box::pin(async {
+            Err(MasterError::unreachable(
+                "-",
+                "no master",
+                "none in these tests",
+            ))
+        })
     }
     fn ensure_mount(
         &self,
         _: &MasterTarget,
         _: MountRequest,
         _: bool,
-    ) -> BoxFuture<'_, Result<u64, String>> {
-        Box::pin(async { Err("no master in these tests".into()) })
+    ) -> BoxFuture<'_, Result<u64, MasterError>> {
+        Box::pin(async {
+            Err(MasterError::unreachable(
+                "-",
+                "no master",
+                "none in these tests",
+            ))
+        })
     }
-    fn unmount(&self, _: &MasterTarget, _: &str) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Err("no master in these tests".into()) })
+    fn unmount(&self, _: &MasterTarget, _: &str) -> BoxFuture<'_, Result<(), MasterError>> {
+        Box::pin(async {
+            Err(MasterError::unreachable(
+                "-",
+                "no master",
+                "none in these tests",
+            ))
+        })
     }
-    fn path_usage(&self, _: &MasterTarget, _: &str) -> BoxFuture<'_, Result<PathUsage, String>> {
-        Box::pin(async { Err("no master in these tests".into()) })
+    fn path_usage(
+        &self,
+        _: &MasterTarget,
+        _: &str,
+    ) -> BoxFuture<'_, Result<PathUsage, MasterError>> {
+        Box::pin(async {
+            Err(MasterError::unreachable(
+                "-",
+                "no master",
+                "none in these tests",
+            ))
+        })
     }
 }
 

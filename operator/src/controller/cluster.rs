@@ -18,7 +18,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::{condition, Context, Error};
 use crate::apply::apply_namespaced;
 use crate::build;
-use crate::master_api::MasterTarget;
+use crate::master_api::{MasterError, MasterTarget};
 use crate::names;
 use crate::validate::{check_fits_nodes, validate_cluster, Invalid, ValidatedCluster};
 
@@ -275,18 +275,23 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
         observed_generation: generation,
         ..Default::default()
     };
-    let mut master_ok = Err("master not ready".to_string());
+    let mut master_ok: Result<(), Option<MasterError>> = Err(None);
     if ready_masters > 0 {
         let target = MasterTarget {
             endpoint: names::master_endpoint(&name, &ns),
             secret: Some(secret),
         };
-        master_ok = ctx.masters.usage(&target).await.map(|u| {
-            status.live_workers = u.live_workers;
-            status.capacity = Some(ByteSize::human(u.capacity_bytes));
-            status.used = Some(ByteSize::human(u.used_bytes));
-            status.tiers = u.tiers;
-        });
+        master_ok = ctx
+            .masters
+            .usage(&target)
+            .await
+            .map(|u| {
+                status.live_workers = u.live_workers;
+                status.capacity = Some(ByteSize::human(u.capacity_bytes));
+                status.used = Some(ByteSize::human(u.used_bytes));
+                status.tiers = u.tiers;
+            })
+            .map_err(Some);
     }
     let phase = if ready_masters == 0 || desired_workers == 0 {
         ClusterPhase::Pending
@@ -308,7 +313,15 @@ async fn reconcile_inner(cluster: &Cluster, ctx: &Context) -> Result<Action, Err
                 valid.worker_node_selector
             ),
         ),
-        (_, Err(e)) if ready_masters > 0 => ("MasterUnreachable", e.clone()),
+        (_, Err(Some(e))) if ready_masters > 0 => {
+            // A refusal (a wrong cluster secret, say) is not an outage.
+            let reason = if e.is_unreachable() {
+                "MasterUnreachable"
+            } else {
+                "MasterRefused"
+            };
+            (reason, e.to_string())
+        }
         _ => (
             "PodsNotReady",
             format!(

@@ -22,7 +22,7 @@ use kube::runtime::{reflector, watcher, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
-use crate::master_api::MasterApi;
+use crate::master_api::{MasterApi, MasterError};
 use crate::telemetry::Metrics;
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -32,7 +32,7 @@ pub enum Error {
     Kube(#[from] kube::Error),
     /// The master refused or could not be reached.
     #[error("{0}")]
-    Master(String),
+    Master(#[from] MasterError),
     /// A Secret the spec names is missing or lacks its key.
     #[error("{0}")]
     SecretNotFound(String),
@@ -45,7 +45,8 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Kube(_) => "KubernetesApi",
-            Error::Master(_) => "MasterUnavailable",
+            Error::Master(e) if e.is_unreachable() => "MasterUnavailable",
+            Error::Master(_) => "MasterRefused",
             Error::SecretNotFound(_) => "SecretNotFound",
             Error::Unmount(_) => "UnmountFailed",
         }

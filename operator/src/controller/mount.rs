@@ -197,7 +197,7 @@ async fn apply(mount: &Mount, ctx: &Context) -> Result<Action, Error> {
             let o = Outcome {
                 phase: MountPhase::Failed,
                 reason: "MountFailed",
-                message: e.clone(),
+                message: e.to_string(),
             };
             finish(mount, ctx, &old, status, o).await?;
             return Err(Error::Master(e));
@@ -471,7 +471,10 @@ async fn cleanup(mount: &Mount, ctx: &Context) -> Result<(), Error> {
                         endpoint: names::master_endpoint(&mount.spec.cluster, &ns),
                         secret,
                     };
-                    ctx.masters.unmount(&target, &mount.spec.path).await
+                    ctx.masters
+                        .unmount(&target, &mount.spec.path)
+                        .await
+                        .map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.to_string()),
             };
