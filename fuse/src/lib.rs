@@ -14,19 +14,13 @@
 //! The kernel connection uses fuser's pure-Rust mount (mount(2), as root) and serves requests
 //! on `threads=` threads (fuser's multi-threaded session).
 
-mod attr;
-mod dir;
 mod errno;
 mod filesystem;
 mod handles;
 mod inodes;
 pub mod mount_table;
-mod open;
 mod options;
-mod read;
-mod rename;
 mod users;
-mod write;
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -4,9 +4,9 @@
 use alluvium_common::{Error, Reason, Result};
 use alluvium_proto::FileInfo;
 
-use super::filesystem::AlluviumFuse;
-use super::handles::{Handle, Shared};
-use super::users::{group_name, user_name};
+use super::AlluviumFuse;
+use crate::handles::{Handle, Shared};
+use crate::users::{group_name, user_name};
 use alluvium_client::FileSystem;
 use alluvium_client::SetAttributeOptions;
 

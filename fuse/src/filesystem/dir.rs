@@ -4,9 +4,9 @@
 use alluvium_common::Result;
 use fuser::{Errno, FileType, INodeNo, ReplyDirectory};
 
-use super::filesystem::AlluviumFuse;
-use super::handles::{DirEntry, DirHandle, Handle, Shared};
-use super::inodes::ROOT;
+use super::AlluviumFuse;
+use crate::handles::{DirEntry, DirHandle, Handle, Shared};
+use crate::inodes::ROOT;
 
 /// Entries asked of the master per directory page.
 pub(super) const DIR_PAGE: u32 = 1000;

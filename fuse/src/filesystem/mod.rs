@@ -19,17 +19,25 @@ use fuser::{
 };
 use parking_lot::Mutex;
 
-use super::attr::AttrChanges;
-use super::errno::errno_of;
-use super::handles::{DirHandle, ExistingHandle, Handle, Handles, WriteHandle};
-use super::inodes::{InodeTable, ROOT};
-use super::options::FuseOptions;
-use super::users::Users;
+use crate::errno::errno_of;
+use crate::handles::{DirHandle, ExistingHandle, Handle, Handles, WriteHandle};
+use crate::inodes::{InodeTable, ROOT};
+use crate::options::FuseOptions;
+use crate::users::Users;
 use alluvium_client::FileSystem;
 use alluvium_client::{CreateDirectoryOptions, CreateFileOptions, DeleteOptions};
 
 /// `st_blksize`: programs size their buffers by it; large buffers make fewer, larger reads.
 const BLKSIZE: u32 = 1 << 20;
+
+mod attr;
+mod dir;
+mod open;
+mod read;
+mod rename;
+mod write;
+
+use attr::AttrChanges;
 
 pub struct AlluviumFuse {
     pub(super) rt: tokio::runtime::Handle,

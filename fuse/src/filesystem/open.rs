@@ -4,8 +4,8 @@
 use alluvium_common::{Error, Reason, Result};
 use fuser::{FopenFlags, OpenAccMode, OpenFlags};
 
-use super::filesystem::AlluviumFuse;
-use super::handles::{ExistingHandle, Handle, ReadHandle};
+use super::AlluviumFuse;
+use crate::handles::{ExistingHandle, Handle, ReadHandle};
 use alluvium_client::FileSystem;
 
 impl AlluviumFuse {

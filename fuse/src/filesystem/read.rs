@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use alluvium_common::{ErrorCode, Result};
 use bytes::{Bytes, BytesMut};
 
-use super::errno::is_transient;
-use super::filesystem::AlluviumFuse;
-use super::handles::{ReadHandle, RANDOM_STREAMS};
+use super::AlluviumFuse;
+use crate::errno::is_transient;
+use crate::handles::{ReadHandle, RANDOM_STREAMS};
 use alluvium_client::OpenFileOptions;
 use alluvium_client::{FileInStream, FileSystem};
 

@@ -2,7 +2,7 @@
 
 use alluvium_common::{Error, ErrorCode, Reason, Result};
 
-use super::filesystem::AlluviumFuse;
+use super::AlluviumFuse;
 use alluvium_client::DeleteOptions;
 use alluvium_client::FileSystem;
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use alluvium_common::{Error, ErrorCode, Result};
 use fuser::Errno;
 
-use super::filesystem::AlluviumFuse;
-use super::handles::{
+use super::AlluviumFuse;
+use crate::handles::{
     DirHandle, ExistingHandle, Handle, ReadHandle, Shared, WriteHandle, MAX_PENDING_WRITE_BYTES,
 };
 use alluvium_client::CreateFileOptions;
