@@ -1,11 +1,11 @@
-//! The Alluvium client: the native file-system API and the `fs`/`fsadmin` command line.
+//! The Alluvium client library: the native file-system API every other part builds on (the `fs`
+//! shell, FUSE, the gateways, the CSI driver).
 //!
 //! - [`FileSystem`]: metadata operations on the master and data streams to workers.
 //! - [`FileOutStream`] / [`FileInStream`]: block-wise writes (short-circuit into a local worker's
-//!   tier files or streamed over gRPC) and reads (mmap of a local worker's block file, streamed
-//!   from a remote worker, or read through a worker from the UFS).
+//!   tier files or streamed over gRPC) and reads ([`read`]: mmap of a local worker's block file,
+//!   streamed from a remote worker, or read through a worker from the UFS).
 //! - [`blocking`]: the same API for synchronous code (`std::io::Read`/`Write`/`Seek`).
-//! - [`shell`]: Alluxio's `fs` and `fsadmin` commands.
 
 pub mod block_transfer;
 pub mod blocking;
