@@ -244,18 +244,81 @@ mod tests {
         assert_eq!(rocks.get_inode(7).unwrap(), None);
     }
 
+    /// A store whose `get_inode` reads, then waits while the test commits, then returns what it
+    /// read: the reader's value is stale by the time the cache could keep it.
+    struct StallingStore {
+        inner: Arc<dyn MetaStore>,
+        read_done: std::sync::mpsc::SyncSender<()>,
+        commit_done: parking_lot::Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl MetaStore for StallingStore {
+        fn get_inode(&self, id: u64) -> Result<Option<InodeRecord>> {
+            let found = self.inner.get_inode(id)?;
+            let _ = self.read_done.send(());
+            let _ = self.commit_done.lock().recv();
+            Ok(found)
+        }
+        fn get_child(&self, parent: u64, name: &str) -> Result<Option<u64>> {
+            self.inner.get_child(parent, name)
+        }
+        fn list_children(
+            &self,
+            parent: u64,
+            start_after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<(String, u64)>> {
+            self.inner.list_children(parent, start_after, limit)
+        }
+        fn mounts(&self) -> Result<Vec<MountRecord>> {
+            self.inner.mounts()
+        }
+        fn counter(&self, counter: Counter) -> Result<u64> {
+            self.inner.counter(counter)
+        }
+        fn pinned(&self) -> Result<Vec<u64>> {
+            self.inner.pinned()
+        }
+        fn expired_ttls(&self, now_ms: i64, limit: usize) -> Result<Vec<(i64, u64)>> {
+            self.inner.expired_ttls(now_ms, limit)
+        }
+        fn persist_queue(&self, after: u64, limit: usize) -> Result<Vec<u64>> {
+            self.inner.persist_queue(after, limit)
+        }
+        fn commit(&self, batch: Batch) -> Result<()> {
+            self.inner.commit(batch)
+        }
+        fn flush(&self) -> Result<()> {
+            self.inner.flush()
+        }
+    }
+
     #[test]
     fn a_read_racing_a_commit_is_not_cached() {
         let dir = tempfile::tempdir().unwrap();
         let rocks: Arc<dyn MetaStore> = Arc::new(RocksStore::open(dir.path(), false).unwrap());
-        let store = CachingStore::new(rocks, 1000);
-        put(&store, 1, inode(9, "b", 1));
-        // A reader took the epoch, then a commit ended before it could cache what it read.
-        let epoch = store.epoch.load(Ordering::Acquire);
-        put(&store, 1, inode(9, "b", 2));
-        store.inodes.put_if(9, inode(9, "b", 1), || {
-            store.epoch.load(Ordering::Acquire) == epoch
+        put(&*rocks, 1, inode(9, "b", 1));
+        let (read_done, read_seen) = std::sync::mpsc::sync_channel(1);
+        let (commit_over, commit_done) = std::sync::mpsc::sync_channel(1);
+        let stalling = Arc::new(StallingStore {
+            inner: rocks,
+            read_done,
+            commit_done: parking_lot::Mutex::new(commit_done),
         });
+        let store = Arc::new(CachingStore::new(stalling, 1000));
+        // A reader misses the cache and reads length 1 from the store...
+        let reader = {
+            let store = store.clone();
+            std::thread::spawn(move || store.get_inode(9).unwrap().unwrap().length)
+        };
+        read_seen.recv().unwrap();
+        // ...a commit to length 2 ends before the reader can cache what it read...
+        put(&*store, 1, inode(9, "b", 2));
+        commit_over.send(()).unwrap();
+        assert_eq!(reader.join().unwrap(), 1, "the reader got what it read");
+        // ...so the stale length is not kept: the next read (let through the stall) sees the
+        // commit. A cache that kept it would answer 1 without reading.
+        commit_over.send(()).unwrap();
         assert_eq!(store.get_inode(9).unwrap().unwrap().length, 2);
     }
 

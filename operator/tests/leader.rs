@@ -16,10 +16,17 @@ use tokio::time::Instant;
 
 type Script = Vec<(&'static str, StatusCode, Value)>;
 
-/// Answers calls in order from `script`, checking each method; returns the paths seen.
-fn scripted(script: Script) -> (Client, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+/// What a scripted API saw: each call's method and path, and its JSON body (Null when empty).
+#[derive(Default)]
+struct Seen {
+    lines: Vec<String>,
+    bodies: Vec<Value>,
+}
+
+/// Answers calls in order from `script`, checking each method; records what it saw.
+fn scripted(script: Script) -> (Client, Arc<Mutex<Seen>>, tokio::task::JoinHandle<()>) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let rec = seen.clone();
     let task = tokio::spawn(async move {
         for (method, status, body) in script {
@@ -27,9 +34,14 @@ fn scripted(script: Script) -> (Client, Arc<Mutex<Vec<String>>>, tokio::task::Jo
                 return;
             };
             assert_eq!(req.method().as_str(), method, "{}", req.uri());
-            rec.lock()
-                .unwrap()
-                .push(format!("{} {}", req.method(), req.uri().path()));
+            let line = format!("{} {}", req.method(), req.uri().path());
+            let bytes = req.into_body().collect_bytes().await.unwrap_or_default();
+            {
+                let mut rec = rec.lock().unwrap();
+                rec.lines.push(line);
+                rec.bodies
+                    .push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            }
             send.send_response(
                 Response::builder()
                     .status(status)
@@ -65,7 +77,7 @@ async fn first_replica_creates_the_lease_and_leads() {
     let mut lock = LeaseLock::new(client, "sys", "op", "a");
     assert!(lock.try_acquire().await.unwrap());
     assert_eq!(
-        *seen.lock().unwrap(),
+        seen.lock().unwrap().lines,
         vec![
             "GET /apis/coordination.k8s.io/v1/namespaces/sys/leases/op",
             "POST /apis/coordination.k8s.io/v1/namespaces/sys/leases",
@@ -83,7 +95,7 @@ async fn a_fresh_lease_held_by_another_replica_means_wait() {
     let mut lock = LeaseLock::new(client, "sys", "op", "a");
     assert_eq!(lock.round().await.unwrap(), Round::HeldBy("b".into()));
     assert_eq!(
-        seen.lock().unwrap().len(),
+        seen.lock().unwrap().lines.len(),
         1,
         "no write while b holds the lease"
     );
@@ -107,7 +119,7 @@ async fn racing_for_a_released_lease_loses_on_conflict() {
         "someone else won the race"
     );
     assert_eq!(
-        seen.lock().unwrap()[1],
+        seen.lock().unwrap().lines[1],
         "PUT /apis/coordination.k8s.io/v1/namespaces/sys/leases/op"
     );
     task.abort();
@@ -115,7 +127,7 @@ async fn racing_for_a_released_lease_loses_on_conflict() {
 
 #[tokio::test]
 async fn the_holder_renews() {
-    let (client, _seen, task) = scripted(vec![
+    let (client, seen, task) = scripted(vec![
         (
             "GET",
             StatusCode::OK,
@@ -128,7 +140,27 @@ async fn the_holder_renews() {
         ),
     ]);
     let mut lock = LeaseLock::new(client, "sys", "op", "a");
+    let before = jiff::Timestamp::now();
     assert!(lock.try_acquire().await.unwrap());
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.lines[1],
+        "PUT /apis/coordination.k8s.io/v1/namespaces/sys/leases/op"
+    );
+    // The renewal: still a's lease, written against the resourceVersion read (so a concurrent
+    // takeover is a conflict, not overwritten), with renewTime moved to now.
+    let put = &seen.bodies[1];
+    assert_eq!(put["spec"]["holderIdentity"], "a", "{put}");
+    assert_eq!(put["metadata"]["resourceVersion"], "5", "{put}");
+    let renewed: jiff::Timestamp = put["spec"]["renewTime"]
+        .as_str()
+        .expect("renewTime set")
+        .parse()
+        .unwrap();
+    assert!(
+        renewed >= before - jiff::SignedDuration::from_secs(1),
+        "renewTime {renewed} is not now ({before})"
+    );
     task.abort();
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_common::ids::block_id;
@@ -683,6 +685,15 @@ async fn starts_without_a_master_and_registers_later() {
     let w = crate::WorkerServer::start(config).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(w.worker_id(), None);
+    // The master comes up on that address: the worker's retries find it.
+    let master = Arc::new(crate::test_support::FakeMaster::default());
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _serving = crate::test_support::serve_fake_master(master.clone(), listener);
+    eventually("registration once the master is up", || {
+        w.worker_id().is_some()
+    })
+    .await;
+    assert_eq!(master.registrations.load(Ordering::SeqCst), 1);
     w.shutdown().await.unwrap();
 }
 
@@ -713,9 +724,7 @@ async fn cluster_secret_is_checked_and_sent() {
 async fn heartbeat_protocol_and_restart() {
     let mut h = start().await;
     // A failed CommitBlock is reported in the next heartbeat instead.
-    h.master
-        .fail_commits
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.master.fail_commits.store(true, Ordering::SeqCst);
     write(&mut h.client, 51, &data(10, 1), 10, 0).await.unwrap();
     eventually("the block in a heartbeat", || {
         h.master.heartbeats.lock().iter().any(|hb| {
@@ -725,9 +734,7 @@ async fn heartbeat_protocol_and_restart() {
         })
     })
     .await;
-    h.master
-        .fail_commits
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.master.fail_commits.store(false, Ordering::SeqCst);
     // Durable ids from the master end the non-durable listing.
     h.master.next.lock().durable_block_ids = vec![51];
     eventually("durable", || {

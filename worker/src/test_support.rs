@@ -159,6 +159,28 @@ pub fn worker_config(dir: &Path, master: SocketAddr, tiers: &[(&str, u64)]) -> C
     c
 }
 
+/// Serves `master` on `listener` until the returned sender is used or dropped.
+pub fn serve_fake_master(
+    master: Arc<FakeMaster>,
+    listener: tokio::net::TcpListener,
+) -> oneshot::Sender<()> {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let svc = BlockMasterServer::from_arc(master);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+            .unwrap();
+    });
+    stop_tx
+}
+
 /// A fake master, and a registered worker with a 64 MiB MEM tier and a 256 MiB SSD tier.
 pub async fn start() -> Harness {
     start_with(|_| {}).await
@@ -174,20 +196,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let master_addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let svc = BlockMasterServer::from_arc(master.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-            .unwrap();
-    });
+    let stop_tx = serve_fake_master(master.clone(), listener);
     let mut config = worker_config(
         dir.path(),
         master_addr,
