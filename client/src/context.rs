@@ -143,7 +143,7 @@ pub(crate) fn ufs_source(f: &FileInfo, b: &pb::BlockInfo) -> pb::UfsBlockSource 
 }
 
 /// Names the path in an error whose message does not already.
-pub(crate) fn with_path(e: Error, path: &str) -> Error {
+pub fn with_path(e: Error, path: &str) -> Error {
     if e.message.contains(path) {
         e
     } else {

@@ -27,7 +27,7 @@ pub use config::options::{
     CreateDirectoryOptions, CreateFileOptions, DeleteOptions, MountOptions, OpenFileOptions,
     SetAttributeOptions,
 };
-pub use context::no_live_worker;
+pub use context::{no_live_worker, with_path};
 pub use file_system::{FileSystem, LoadSummary};
 pub use metrics::ClientMetrics;
 pub use out_stream::FileOutStream;

@@ -7,8 +7,8 @@ use alluvium_proto as pb;
 use futures::StreamExt;
 use serde_json::json;
 
-use super::commands::with_path;
 use super::out;
+use alluvium_client::with_path;
 use alluvium_client::FileSystem;
 
 /// One finding as a line: `  /path  KIND  detail[ (repaired)]`.

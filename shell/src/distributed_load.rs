@@ -238,7 +238,7 @@ pub async fn run(fs: &FileSystem, path: &str, args: LoadArgs) -> Result<()> {
     let root = fs
         .get_status(path)
         .await
-        .map_err(|e| super::commands::with_path(e, path))?;
+        .map_err(|e| alluvium_client::with_path(e, path))?;
     let mut files = Vec::new();
     if root.is_folder {
         fs.list_status_each(&root.path, true, |f| {
@@ -247,7 +247,7 @@ pub async fn run(fs: &FileSystem, path: &str, args: LoadArgs) -> Result<()> {
             }
         })
         .await
-        .map_err(|e| super::commands::with_path(e, &root.path))?;
+        .map_err(|e| alluvium_client::with_path(e, &root.path))?;
     } else {
         files.push(root.clone());
     }
@@ -428,7 +428,7 @@ async fn load_file(
     let info = fs
         .get_status(&f.path)
         .await
-        .map_err(|e| super::commands::with_path(e, &f.path))?;
+        .map_err(|e| alluvium_client::with_path(e, &f.path))?;
     if !info.completed {
         return Err(Error::failed_precondition(format!(
             "{}: still being written",
@@ -478,13 +478,13 @@ async fn load_file(
                         planner.fail(w.id, b.length);
                         last_err = Some(e);
                     }
-                    Err(e) => return Err(super::commands::with_path(e, &info.path)),
+                    Err(e) => return Err(alluvium_client::with_path(e, &info.path)),
                 }
             }
         }
         if copies == 0 {
             return Err(last_err
-                .map(|e| super::commands::with_path(e, &info.path))
+                .map(|e| alluvium_client::with_path(e, &info.path))
                 .unwrap_or_else(|| alluvium_client::no_live_worker(&info.path)));
         }
         progress.inc(b.length);
