@@ -25,7 +25,11 @@ struct Cluster {
 impl Cluster {
     fn start() -> Cluster {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            // Warnings by default: a failing test shows what the mount and servers complained of.
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
             .with_test_writer()
             .try_init();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -314,6 +318,7 @@ fn write_once_semantics_and_posix_corner_cases() {
             .open(m.p("f"))
             .unwrap();
         f.write_all(b"appended").unwrap();
+        close_checked(f, "f after appending");
     }
     assert_eq!(std::fs::read(m.p("f")).unwrap(), b"appended");
 
@@ -526,4 +531,14 @@ fn one_gib_file_reads_fast() {
         warm > 100.0,
         "second read {warm:.0} MiB/s is below 100 MiB/s"
     );
+}
+
+/// Closes `f` and checks the result: close(2) returns what the mount's flush answered (the file
+/// is complete only if it succeeded), which dropping a `File` would ignore.
+fn close_checked(f: std::fs::File, what: &str) {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: `fd` was just taken from the File, so it is open and closed exactly once.
+    let rc = unsafe { libc::close(fd) };
+    assert_eq!(rc, 0, "closing {what}: {}", std::io::Error::last_os_error());
 }
