@@ -3,6 +3,8 @@ loopback ports, shared by every gateway test. ALLUVIUM_BIN names the binary (scr
 it to the debug build)."""
 import getpass
 import os
+import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -69,6 +71,13 @@ class Cluster:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        # `alluvium local` keeps its MEM tier in /dev/shm across restarts; this cluster is gone
+        # for good, so its tier goes too (else every run leaves one behind).
+        with open(self.log.name, errors="replace") as f:
+            for line in f:
+                m = re.search(r"tier MEM .* in (/dev/shm/alluvium-local-[0-9a-f]+)", line)
+                if m:
+                    shutil.rmtree(m.group(1), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
