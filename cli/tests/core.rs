@@ -10,6 +10,7 @@ use alluvium_client::{
     SetAttributeOptions, WriteType,
 };
 use alluvium_common::ErrorCode;
+use alluvium_testkit::eventually;
 use support::*;
 
 const MIB: usize = 1 << 20;
@@ -177,22 +178,6 @@ fn every_write_type_and_read_type_round_trips() {
         let n = input.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], &bytes[MIB + 3..MIB + 3 + n]);
     });
-}
-
-/// Polls an async condition until it holds (panics naming `what` after `timeout`).
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + timeout;
-    while !f().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn tiers_of(fs: &FileSystem, path: &str) -> Vec<String> {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alluvium_common::config::TierConfig;
 use alluvium_common::{ByteSize, Config};
@@ -129,12 +129,8 @@ impl Harness {
 }
 
 /// Polls `f` until it holds or 10 s pass.
-pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+pub async fn eventually(what: &str, f: impl FnMut() -> bool) {
+    alluvium_testkit::eventually_sync(what, Duration::from_secs(10), f).await
 }
 
 pub fn worker_config(dir: &Path, master: SocketAddr, tiers: &[(&str, u64)]) -> Config {

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alluvium_client::FileSystem;
 use alluvium_common::Config;
@@ -326,19 +326,7 @@ impl Drop for Cluster {
     }
 }
 
-/// Polls `f` until it holds or the deadline passes (then panics naming `what`).
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use alluvium_testkit::wait_for;
 
 pub fn http_get(url: &str) -> Result<String, String> {
     let resp = reqwest::blocking::Client::builder()
