@@ -71,6 +71,15 @@ struct BlockReader {
     source: Source,
 }
 
+impl BlockReader {
+    /// Releases what the reader holds on a worker (a short-circuit lock); a stream needs nothing.
+    async fn close(self) {
+        if let Source::ShortCircuit(block) = self.source {
+            block.close().await;
+        }
+    }
+}
+
 pub struct FileInStream {
     ctx: Arc<Context>,
     info: FileInfo,
@@ -235,7 +244,7 @@ impl FileInStream {
                     self.failed.insert(reader.worker_id);
                     ClientMetrics::add(&self.ctx.metrics.read_fallbacks, 1);
                     if let Some(r) = self.reader.take() {
-                        self.close_local(r).await;
+                        r.close().await;
                     }
                 }
                 Err(e) => return Err(with_path(e, &self.info.path)),
@@ -253,7 +262,7 @@ impl FileInStream {
         self.mapped.push(r);
         if self.mapped.len() > MAX_MAPPED_BLOCKS {
             let oldest = self.mapped.remove(0);
-            self.close_local(oldest).await;
+            oldest.close().await;
         }
     }
 
@@ -275,16 +284,10 @@ impl FileInStream {
     /// Releases every short-circuit lock this stream holds.
     async fn release_all(&mut self) {
         if let Some(r) = self.reader.take() {
-            self.close_local(r).await;
+            r.close().await;
         }
         for r in std::mem::take(&mut self.mapped) {
-            self.close_local(r).await;
-        }
-    }
-
-    async fn close_local(&self, r: BlockReader) {
-        if let Source::ShortCircuit(block) = r.source {
-            block.close().await;
+            r.close().await;
         }
     }
 

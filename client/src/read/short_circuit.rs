@@ -121,8 +121,13 @@ fn map_block(path: &str, length: u64, populate: bool) -> Result<Bytes> {
     // again: the worker renames it into place once and later only unlinks it (evict, move to
     // another tier, delete), which leaves existing mappings valid. So slices of it may outlive
     // the short-circuit lock.
-    let mmap = blocking(|| unsafe { opts.map(&file) })
-        .map_err(|e| Error::from(e).context(format!("mmap of {path}")))?;
+    let mapped = if populate {
+        blocking(|| unsafe { opts.map(&file) })
+    } else {
+        // Without populate mmap only sets up the mapping: nothing to take off the runtime.
+        unsafe { opts.map(&file) }
+    };
+    let mmap = mapped.map_err(|e| Error::from(e).context(format!("mmap of {path}")))?;
     if (mmap.len() as u64) < length {
         return Err(Error::internal(format!(
             "short-circuit block file {path} holds {} bytes, expected {length}",
