@@ -138,11 +138,13 @@ pub async fn handle(
 ) -> Response {
     let started = std::time::Instant::now();
     let checked = check_limits(&headers).and_then(|()| authenticate(&st, &method, &uri, &headers));
-    let (op, result) = match checked.map(|req| (Operation::of(&req), req)) {
-        Ok((Ok(op), req)) => (op.name(), dispatch(&st, op, req, body).await),
-        // Refused before any handler: named apart so real operations' figures stay clean.
-        Ok((Err(e), _)) => ("Unsupported", Err(e)),
+    let (op, result) = match checked {
         Err(e) => ("Auth", Err(e)),
+        Ok(req) => match Operation::of(&req) {
+            Ok(op) => (op.name(), dispatch(&st, op, req, body).await),
+            // Refused before any handler: named apart so real operations' figures stay clean.
+            Err(e) => ("Unsupported", Err(e)),
+        },
     };
     let response = result.unwrap_or_else(IntoResponse::into_response);
     let status = response.status().as_u16();
