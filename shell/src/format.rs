@@ -622,14 +622,6 @@ mod tests {
     }
 
     #[test]
-    fn modes() {
-        assert_eq!(mode_string(0o755, true), "drwxr-xr-x");
-        assert_eq!(mode_string(0o644, false), "-rw-r--r--");
-        assert_eq!(mode_string(0o1777, true), "drwxrwxrwt");
-        assert_eq!(mode_string(0o4644, false), "-rwSr--r--");
-    }
-
-    #[test]
     fn chmod_specs() {
         assert_eq!(parse_mode("755", 0).unwrap(), 0o755);
         assert_eq!(parse_mode("0640", 0).unwrap(), 0o640);
